@@ -1,0 +1,18 @@
+"""The paper's warm-start program: AdamW without bias correction or epsilon (paper-notes section 2).
+
+The search starts here. It expects a learning-rate schedule that peaks near 1: it sets its own
+scale with lr = lr * 0.001.
+"""
+
+
+def train(w, g, m, v, lr):
+    g2 = square(g)
+    m = interp(g, m, 0.9)
+    v = interp(g2, v, 0.999)
+    sqrt_v = sqrt(v)
+    update = m / sqrt_v
+    wd = w * 0.01
+    update = update + wd
+    lr = lr * 0.001
+    update = update * lr
+    return update, m, v

@@ -1,0 +1,639 @@
+"""Generate a step function's Python source from a ``Plan`` (``lowering.py``).
+
+The generated function updates parameters and state in place::
+
+    def step(w_list, g_list, m_list, *, lr, beta1, beta2, wd): ...
+
+and reads like hand-written torch code, so ``compiled.source`` is worth printing.
+Three emitters share the planning below and differ in how one statement is written:
+
+* ``eager``: a loop over the parameter tensors, one torch call per statement per tensor,
+  scalars of the group on the host (Python floats, no device work);
+* ``foreach``: one ``torch._foreach_*`` call per statement for the whole group (ops without
+  a foreach form fall back to a comprehension);
+* ``fused``: the eager form with every scalar a 0-d tensor, for ``torch.compile``: a new
+  learning rate is new data, not a new program, so it never recompiles.
+
+**Buffers.** Every statement writes a fresh tensor unless it can overwrite one nobody reads
+afterwards (in execution order, the update application included):
+
+* a temporary at its last read (``update = sign(update)`` becomes ``update.sign_()``);
+* a state variable's buffer: the chain of statements that ends in the variable's next value
+  is computed in its buffer when the chain starts by reading the old value in place and the
+  old value is not read afterwards (``m = interp(g, m, b2)`` becomes ``m.lerp_(g, 1 - b2)``).
+Otherwise the next value is copied into the buffer at the end.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import ops
+from .analysis import Analysis, Ref
+from .kinds import Kind
+from .lowering import W, Coef, Plan, Term
+
+BACKENDS = ("eager", "foreach", "fused")
+_RESERVED = {"torch", "np", "_rt", "math", "zip", "range", "list", "float", "abs", "step", "lr"}
+
+
+def literal(value: float) -> str:
+    value = float(value)
+    if math.isnan(value):
+        return "float('nan')"
+    if math.isinf(value):
+        return "float('inf')" if value > 0 else "-float('inf')"
+    return repr(value)
+
+
+def fold_constant(op: ops.Op, values: list[float]) -> float:
+    """Evaluate an op on constants at compile time, with the op's own host template.
+
+    The text evaluated is our own: an op table template filled with float literals.
+    """
+    text = op.host.format(*(f"np.float64({literal(v)})" for v in values))
+    with np.errstate(all="ignore"):
+        return float(eval(text, {"np": np, "float": float, "abs": abs}))  # noqa: S307 - our own template
+
+
+@dataclass
+class Generated:
+    source: str
+    function_name: str
+    state: tuple[str, ...]
+    scalars: tuple[str, ...]
+
+
+def generate(plan: Plan, backend: str, function_name: str = "step") -> Generated:
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    emitter = (_ForeachEmitter if backend == "foreach" else _LoopEmitter)(plan, backend, function_name)
+    return emitter.generate()
+
+
+class _Emitter:
+    def __init__(self, plan: Plan, backend: str, function_name: str):
+        self.plan = plan
+        self.a: Analysis = plan.analysis
+        self.program = self.a.program
+        self.backend = backend
+        self.function_name = function_name
+        self.host_scalars = backend != "fused"
+        self.lines: list[str] = []
+        self.indent = 1
+        self.used_names: set[str] = set(_RESERVED)
+        self.folded: dict[Ref, float] = {}
+        self.names: dict[Ref, str] = {}
+        self.carried = self.a.carried
+        self.scalars = ("lr",) + (("step",) if self.program.uses_step else ()) + tuple(
+            h for h, _ in self.program.hyperparams
+        )
+
+    # --- names ----------------------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        base = base if base.isidentifier() else "v"
+        name, k = base, 0
+        while name in self.used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.used_names.add(name)
+        return name
+
+    def target(self, i: int) -> str:
+        return self.program.body[i].target.lstrip("_") or "t"
+
+    def ref_text(self, ref: Ref) -> str:
+        """The expression for a value in the current context."""
+        if ref.source == "const":
+            return literal(ref.key)
+        if ref in self.folded:
+            return literal(self.folded[ref])
+        return self.names[ref]
+
+    def is_number(self, ref: Ref) -> bool:
+        """Whether the value is a host number here (not a tensor)."""
+        if ref.source == "const" or ref in self.folded:
+            return True
+        return self.host_scalars and self.a.kind(ref) is Kind.SCALAR
+
+    # --- emitting -----------------------------------------------------------------------
+    def emit(self, line: str) -> None:
+        self.lines.append("    " * self.indent + line)
+
+    def comment(self, i: int) -> str:
+        from .printer import format_statement
+
+        return format_statement(self.program.body[i])
+
+    def torch_expr(self, op: ops.Op, args: list[str], refs: list[Ref], like: str | None) -> str:
+        """``op``'s torch template, wrapping numbers where torch insists on tensors."""
+        args = list(args)
+        for pos in op.tensor_args:
+            if self.is_number(refs[pos]):
+                anchor = like or next(a for a, r in zip(args, refs) if not self.is_number(r))
+                args[pos] = f"_rt.scalar_like({args[pos]}, {anchor})"
+        return op.torch.format(*args)
+
+    # --- host scalars -----------------------------------------------------------------------
+    def emit_host(self) -> None:
+        """Scalar statements, once per step: constants folded, the rest on the host
+        (eager, foreach) or as 0-d tensors (fused)."""
+        pending = []
+        for i in self.plan.host:
+            refs = self.a.args[i]
+            op = ops.OPS[self.program.body[i].op]
+            if all(r.source == "const" or r in self.folded for r in refs):
+                self.folded[Ref("stmt", i)] = fold_constant(op, [self._const_value(r) for r in refs])
+            else:
+                pending.append(i)
+        self.decay_name = None
+        host_decay = bool(self.plan.decay) and all(self.coef_host(c) for c in self.plan.decay)
+        if not pending and not host_decay:
+            return
+        if self.host_scalars:
+            self.emit("with np.errstate(all='ignore'):  # scalars follow IEEE: inf and nan, never an exception")
+            self.indent += 1
+            for name in self.scalars:
+                self.emit(f"{name} = np.float64({name})")
+        for i in pending:
+            refs = self.a.args[i]
+            op = ops.OPS[self.program.body[i].op]
+            args = [self.ref_text(r) for r in refs]
+            name = self.fresh(self.target(i))
+            if self.host_scalars:
+                expr = op.host.format(*args)
+            else:
+                expr = self.torch_expr(op, args, list(refs), like="w_list[0]") if op.torch else op.host.format(*args)
+            self.emit(f"{name} = {expr}  # {self.comment(i)}")
+            self.names[Ref("stmt", i)] = name
+        if host_decay:
+            self.decay_name = self.fresh("decay")
+            self.emit(f"{self.decay_name} = {self.decay_expr()}  # decoupled weight decay: w <- w * (1 - A)")
+        if self.host_scalars:
+            self.indent -= 1
+
+    def _const_value(self, ref: Ref) -> float:
+        return float(ref.key) if ref.source == "const" else self.folded[ref]
+
+    # --- the update application ---------------------------------------------------------------
+    def coef_host(self, coef: Coef) -> bool:
+        return all(self.is_number(f) for f in coef.factors)
+
+    def coef_text(self, coef: Coef) -> str:
+        text = " * ".join(self.ref_text(f) for f in coef.factors) or "1.0"
+        return text
+
+    def decay_expr(self) -> str:
+        parts = []
+        for c in self.plan.decay:
+            text = self.coef_text(c)
+            parts.append(("+ " if c.negate else "- ") + (text if len(c.factors) <= 1 or not c.negate else f"({text})"))
+        return "1 " + " ".join(parts)
+
+    def alpha(self, term: Term) -> str:
+        """The ``alpha`` / ``value`` of ``w <- w + alpha * X`` for a host coefficient."""
+        text = self.coef_text(term.coef)
+        if term.coef.negate:
+            return text
+        return f"-{text}" if len(term.coef.factors) <= 1 else f"-({text})"
+
+    # --- buffers ------------------------------------------------------------------------------
+    def plan_buffers(self) -> None:
+        """Decide which statements overwrite a buffer in place (module docstring)."""
+        self.inplace: dict[int, tuple[int, str]] = {}  # statement -> (position, kind of reuse)
+        self.in_state: dict[int, str] = {}  # statement -> state whose buffer holds its result
+        claimed: set[int] = set()
+        for s in self.carried:
+            chain = self._state_chain(s, claimed)
+            if chain:
+                for i, pos in chain:
+                    self.inplace[i] = (pos, "state")
+                    self.in_state[i] = s
+                    claimed.add(i)
+        for i in self.plan.device:
+            if i in self.inplace or i in self.plan.at_barrier or self.a.kinds[i] is not Kind.TENSOR:
+                continue
+            for pos in self.inplace_positions(i):
+                v = self.a.args[i][pos]
+                if self._reusable_temp(v, i):
+                    self.inplace[i] = (pos, "temp")
+                    break
+
+    def _state_chain(self, s: str, claimed: set[int]) -> list[tuple[int, int]] | None:
+        out = self.a.state_out[s]
+        old = Ref("state", s)
+        if out.source != "stmt" or self.a.state_kinds[s] is not Kind.TENSOR:
+            return None
+        chain: list[tuple[int, int]] = []
+        cur = out
+        while True:
+            i = cur.key
+            if i in claimed or i not in self.plan.position or self.a.kinds[i] is not Kind.TENSOR:
+                return None
+            if i in self.plan.at_barrier:
+                return None
+            positions = self.inplace_positions(i)
+            step = next(((pos, None) for pos in positions if self.a.args[i][pos] == old), None)
+            for pos in positions if step is None else ():
+                v = self.a.args[i][pos]
+                if (
+                    v.source == "stmt"
+                    and v.key in self.plan.position
+                    and self.plan.reads.get(v, []) == [self.plan.position[i]]
+                    and self.a.kinds[v.key] is Kind.TENSOR
+                    and v not in self.clone_sources
+                ):
+                    step = (pos, v)
+                    break
+            if step is None:
+                return None
+            chain.append((i, step[0]))
+            if step[1] is None:
+                start = self.plan.position[i]
+                later = [p for p in self.plan.reads.get(old, []) if p > start]
+                if later:
+                    return None
+                return chain
+            cur = step[1]
+
+    def _reusable_temp(self, v: Ref, i: int) -> bool:
+        if v.source != "stmt" or v.key not in self.plan.position or v.key in self.in_state:
+            return False
+        if self.a.kinds[v.key] is not Kind.TENSOR or v in self.clone_sources:
+            return False
+        return self.plan.last_read(v) == self.plan.position[i]
+
+    def inplace_positions(self, i: int) -> list[int]:
+        """Argument positions whose buffer statement ``i`` can overwrite in this backend."""
+        op = ops.OPS[self.program.body[i].op]
+        refs = self.a.args[i]
+        positions = []
+        for pos in (0, 1):
+            if pos >= len(refs) or self.a.kind(refs[pos]) is not Kind.TENSOR:
+                continue
+            if pos == 1 and not (op.commutative or op.mirror):
+                continue
+            if self.inplace_template(op, self.reorder(op, pos, [str(p) for p in range(len(refs))], refs)[1]):
+                positions.append(pos)
+        return positions
+
+    def reorder(self, op: ops.Op, pos: int, args: list[str], refs: list[Ref]) -> tuple[list[str], list[Ref]]:
+        """Arguments reordered so that position ``pos`` comes first (swap or mirror)."""
+        if pos == 0:
+            return args, refs
+        if op.commutative:
+            return [args[1], args[0], *args[2:]], [refs[1], refs[0], *refs[2:]]
+        if op.mirror:
+            mirrored = [part.strip() for part in _split_args(op.mirror.format(*args))]
+            return mirrored, [refs[1], refs[0], *refs[2:]]
+        return args, refs
+
+    # --- state written back ---------------------------------------------------------------------
+    @property
+    def clone_sources(self) -> set[Ref]:
+        """Old values read by the write-back that something overwrites first: copied up front."""
+        if not hasattr(self, "_clone_sources"):
+            out = set()
+            for s in self.carried:
+                r = self.a.state_out[s]
+                if r == W or (r.source == "state" and r.key != s and self.a.state_out[r.key] != r):
+                    out.add(r)
+            self._clone_sources = out
+        return self._clone_sources
+
+
+def _split_args(text: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        cur += ch
+    parts.append(cur)
+    return parts
+
+
+class _LoopEmitter(_Emitter):
+    """eager and fused: a loop over the tensors per level."""
+
+    def inplace_template(self, op: ops.Op, refs: list[Ref]) -> str | None:
+        return op.inplace
+
+    def generate(self) -> Generated:
+        a, plan = self.a, self.plan
+        for name in ("w", "g", *self.carried):
+            self.used_names.add(name)
+            self.used_names.add(f"{name}_list")
+        self.used_names.update(self.scalars)
+        for name in self.scalars:
+            self.names[Ref("hyper" if name not in ("lr", "step") else "input", name)] = name
+        self.names[W] = "w"
+        self.names[Ref("input", "g")] = "g"
+        for s in self.carried:
+            self.names[Ref("state", s)] = s
+        self.plan_buffers()
+        self.emit_host()
+        self.list_names: dict[Ref, str] = {W: "w_list", Ref("input", "g"): "g_list"}
+        for s in self.carried:
+            self.list_names[Ref("state", s)] = f"{s}_list"
+        for src in sorted(self.clone_sources, key=str):
+            base = src.key if src.source == "state" else "w"
+            name = self.fresh(f"{base}_old")
+            self.emit(f"{name}_list = [t.clone() for t in {self.list_names[src]}]  # read after it is overwritten")
+            self.list_names[src] = f"{name}_list"
+            self.used_names.add(f"{name}_list")
+        produced_in: dict[Ref, int] = {}
+        for level in plan.levels():
+            self._emit_barrier(level)
+            self._emit_loop(level, produced_in)
+        return Generated(self._source(), self.function_name, self.carried, self.scalars)
+
+    def _source(self) -> str:
+        state_lists = "".join(f", {s}_list" for s in self.carried)
+        scalars = ", ".join(self.scalars)
+        head = f"def {self.function_name}(w_list, g_list{state_lists}, *, {scalars}):"
+        doc = f'    """{self.backend} step of {self.program.name}: updates w_list and the state lists in place."""'
+        body = self.lines or ["    pass"]
+        return "\n".join([head, doc, *body]) + "\n"
+
+    def _emit_barrier(self, level: int) -> None:
+        for i in self.plan.device:
+            if i not in self.plan.at_barrier or self.plan.level[i] != level:
+                continue
+            op = ops.OPS[self.program.body[i].op]
+            refs = list(self.a.args[i])
+            name = self.fresh(self.target(i))
+            ref = Ref("stmt", i)
+            if op.group:
+                args = [self.list_names[r] if self.a.kind(r).per_parameter else self.ref_text(r) for r in refs]
+                expr = op.group.format(*args)
+            else:
+                expr = self.torch_expr(op, [self.ref_text(r) for r in refs], refs, like=None)
+            if self.a.kinds[i].per_parameter:
+                self.emit(f"{name}_list = {expr}  # {self.comment(i)}")
+                self.list_names[ref] = f"{name}_list"
+                self.used_names.add(f"{name}_list")
+                self.names[ref] = name
+            else:
+                self.emit(f"{name} = {expr}  # {self.comment(i)}")
+                self.names[ref] = name
+
+    def _emit_loop(self, level: int, produced_in: dict[Ref, int]) -> None:
+        plan, a = self.plan, self.a
+        body = [i for i in plan.device if i not in plan.at_barrier and plan.level[i] == level]
+        is_end = level == plan.end_level
+        if not body and not is_end:
+            return
+        # values this loop reads that come from outside it, as lists
+        reads: list[Ref] = []
+        for i in body:
+            reads += [r for r in a.args[i] if a.kind(r).per_parameter]
+        if is_end:
+            reads += [r for r in plan.end_reads if a.kind(r).per_parameter]
+        zipped: dict[str, str] = {"w": "w_list", "g": "g_list"}
+        for s in self.carried:
+            zipped[s] = f"{s}_list"
+        for r in reads:
+            if r.source == "stmt" and (r.key in self.in_state or produced_in.get(r) == level):
+                continue
+            if r.source == "stmt" and r.key in body:
+                continue
+            list_name = self.list_names[r]
+            if list_name in zipped.values():
+                loop_name = next(k for k, v in zipped.items() if v == list_name)
+            else:
+                loop_name = list_name[: -len("_list")]
+                zipped[loop_name] = list_name
+            self.names[r] = loop_name
+        exported = [Ref("stmt", i) for i in body if i not in self.in_state and self._read_outside(i, level)]
+        list_inits = {}
+        for ref in exported:
+            name = self.fresh(self.target(ref.key))
+            self.names[ref] = name
+            list_inits[ref] = f"{name}_list"
+            self.used_names.add(f"{name}_list")
+            self.emit(f"{name}_list = []")
+        self.emit(f"for {', '.join(zipped)} in zip({', '.join(zipped.values())}):")
+        self.indent += 1
+        for i in body:
+            self._emit_statement(i, exported)
+            produced_in[Ref("stmt", i)] = level
+            ref = Ref("stmt", i)
+            if ref in list_inits:
+                self.emit(f"{list_inits[ref]}.append({self.names[ref]})")
+                self.list_names[ref] = list_inits[ref]
+        if is_end:
+            self._emit_application()
+            self._emit_writeback()
+        self.indent -= 1
+
+    def _read_outside(self, i: int, level: int) -> bool:
+        """Whether statement ``i``'s value (made in loop ``level``) is read outside that loop."""
+        plan = self.plan
+        for p in plan.reads.get(Ref("stmt", i), []):
+            if p == plan.end:
+                if level != plan.end_level:
+                    return True
+            elif plan.device[p] in plan.at_barrier or plan.level[plan.device[p]] > level:
+                return True
+        return False
+
+    def _emit_statement(self, i: int, exported: list[Ref]) -> None:
+        op = ops.OPS[self.program.body[i].op]
+        refs = list(self.a.args[i])
+        args = [self.ref_text(r) for r in refs]
+        ref = Ref("stmt", i)
+        if i in self.inplace:
+            pos, how = self.inplace[i]
+            args, refs = self.reorder(op, pos, args, refs)
+            if how == "state":
+                args[0] = self.in_state[i]
+            target = args[0]
+            expr = op.inplace.format(*args)
+            if how == "state":
+                self.emit(f"{expr}  # {self.comment(i)}  (in {self.in_state[i]}'s buffer)")
+                self.names[ref] = self.in_state[i]
+                self.list_names[ref] = f"{self.in_state[i]}_list"
+            else:
+                name = self.names.get(ref) if ref in exported else None
+                if name is None:
+                    name = target
+                    self.emit(f"{expr}  # {self.comment(i)}")
+                else:
+                    self.emit(f"{name} = {expr}  # {self.comment(i)}")
+                self.names[ref] = name
+            return
+        name = self.names[ref] if ref in exported else self.fresh(self.target(i))
+        expr = self.torch_expr(op, args, refs, like="w")
+        self.emit(f"{name} = {expr}  # {self.comment(i)}")
+        self.names[ref] = name
+
+    def _emit_application(self) -> None:
+        plan = self.plan
+        if plan.decay:
+            if self.decay_name:
+                self.emit(f"if {self.decay_name} != 1:")
+                self.emit(f"    w.mul_({self.decay_name})")
+            else:
+                self.emit(f"w.mul_({self.decay_expr()})")
+        for term in plan.terms:
+            host = self.coef_host(term.coef)
+            if term.fused and host:
+                a, b = (self.ref_text(r) for r in term.operands)
+                self.emit(f"w.{term.fused}_({a}, {b}, value={self.alpha(term)})")
+                continue
+            value = self.ref_text(term.value)
+            tensor = self.a.kind(term.value) is Kind.TENSOR
+            if not term.coef.factors:
+                self.emit(f"w.{'add_' if term.coef.negate else 'sub_'}({value})")
+            elif host and tensor:
+                self.emit(f"w.add_({value}, alpha={self.alpha(term)})")
+            else:
+                method = "add_" if term.coef.negate else "sub_"
+                self.emit(f"w.{method}({value} * {self.coef_text(term.coef)})")
+
+    def _emit_writeback(self) -> None:
+        for s in self.carried:
+            out = self.a.state_out[s]
+            if out == Ref("state", s) or (out.source == "stmt" and self.in_state.get(out.key) == s):
+                continue
+            value = self.ref_text(out)
+            if self.is_number(out):
+                self.emit(f"{s}.fill_({value})")
+            else:
+                self.emit(f"{s}.copy_({value})")
+
+
+class _ForeachEmitter(_Emitter):
+    """One ``torch._foreach_*`` call per statement for the whole group."""
+
+    def sig(self, refs: list[Ref]) -> str:
+        return "".join("L" if self.a.kind(r).per_parameter else "S" for r in refs)
+
+    def inplace_template(self, op: ops.Op, refs: list[Ref]) -> str | None:
+        return op.foreach_inplace.get(self.sig(refs))
+
+    def generate(self) -> Generated:
+        a = self.a
+        for name in ("w", "g", *self.carried, *self.scalars):
+            self.used_names.add(name)
+        for name in self.scalars:
+            self.names[Ref("hyper" if name not in ("lr", "step") else "input", name)] = name
+        self.names[W] = "w"
+        self.names[Ref("input", "g")] = "g"
+        for s in self.carried:
+            self.names[Ref("state", s)] = s
+        self.plan_buffers()
+        self.emit_host()
+        for src in sorted(self.clone_sources, key=str):
+            name = self.fresh(f"{src.key}_old")
+            self.emit(f"{name} = [t.clone() for t in {self.names[src]}]  # read after it is overwritten")
+            self.names[src] = name
+        for i in self.plan.device:
+            self._emit_statement(i)
+        self._emit_application()
+        self._emit_writeback()
+        state = "".join(f", {s}" for s in self.carried)
+        head = f"def {self.function_name}(w, g{state}, *, {', '.join(self.scalars)}):"
+        doc = f'    """foreach step of {self.program.name}: w, g and the state are lists of tensors; updates them in place."""'
+        return Generated("\n".join([head, doc, *self.lines]) + "\n", self.function_name, self.carried, self.scalars)
+
+    def _emit_statement(self, i: int) -> None:
+        op = ops.OPS[self.program.body[i].op]
+        refs = list(self.a.args[i])
+        args = [self.ref_text(r) for r in refs]
+        ref = Ref("stmt", i)
+        if i in self.inplace:
+            pos, how = self.inplace[i]
+            args, refs = self.reorder(op, pos, args, refs)
+            if how == "state":
+                args[0] = self.in_state[i]
+            template = self.inplace_template(op, refs)
+            self.emit(f"{template.format(*args)}  # {self.comment(i)}")
+            self.names[ref] = args[0]
+            return
+        name = self.fresh(self.target(i))
+        self.emit(f"{name} = {self.expr(op, args, refs)}  # {self.comment(i)}")
+        self.names[ref] = name
+
+    def expr(self, op: ops.Op, args: list[str], refs: list[Ref]) -> str:
+        if op.group:
+            return op.group.format(*args)
+        if not any(self.a.kind(r).per_parameter for r in refs):
+            return self.torch_expr(op, args, refs, like=None)
+        sig = self.sig(refs)
+        if sig in op.foreach:
+            return op.foreach[sig].format(*args)
+        if op.commutative and sig[::-1] in op.foreach and len(args) == 2:
+            return op.foreach[sig[::-1]].format(args[1], args[0])
+        loop_vars, iters, inner = [], [], []
+        for k, (text, r) in enumerate(zip(args, refs)):
+            if self.a.kind(r).per_parameter:
+                var = f"_x{k}"
+                loop_vars.append(var)
+                iters.append(text)
+                inner.append(var)
+            else:
+                inner.append(text)
+        body = self.torch_expr(op, inner, refs, like=loop_vars[0])
+        if len(iters) == 1:
+            return f"[{body} for {loop_vars[0]} in {iters[0]}]"
+        return f"[{body} for {', '.join(loop_vars)} in zip({', '.join(iters)})]"
+
+    def _emit_application(self) -> None:
+        plan = self.plan
+        if plan.decay:
+            if self.decay_name:
+                self.emit(f"if {self.decay_name} != 1:")
+                self.emit(f"    torch._foreach_mul_(w, {self.decay_name})")
+            else:
+                self.emit(f"torch._foreach_mul_(w, {self.decay_expr()})")
+        for term in plan.terms:
+            host = self.coef_host(term.coef)
+            if term.fused and host:
+                a, b = (self.ref_text(r) for r in term.operands)
+                self.emit(f"torch._foreach_{term.fused}_(w, {a}, {b}, value={self.alpha(term)})")
+                continue
+            value = self.ref_text(term.value)
+            per_param = self.a.kind(term.value).per_parameter
+            tensor = self.a.kind(term.value) is Kind.TENSOR
+            if not term.coef.factors:
+                scaled = value
+            elif host and tensor:
+                self.emit(f"torch._foreach_add_(w, {value}, alpha={self.alpha(term)})")
+                continue
+            elif per_param:
+                coef = self.coef_text(term.coef)
+                scaled = f"torch._foreach_mul({value}, {coef})"
+            else:
+                scaled = f"({value} * {self.coef_text(term.coef)})"
+            method = "add_" if term.coef.negate else "sub_"
+            if per_param and not tensor:
+                self.emit(f"for _w, _u in zip(w, {scaled}):")
+                self.emit(f"    _w.{method}(_u)")
+            else:
+                self.emit(f"torch._foreach_{method}(w, {scaled})")
+
+    def _emit_writeback(self) -> None:
+        for s in self.carried:
+            out = self.a.state_out[s]
+            if out == Ref("state", s) or (out.source == "stmt" and self.in_state.get(out.key) == s):
+                continue
+            value = self.ref_text(out)
+            if self.is_number(out):
+                self.emit(f"for _s in {s}:")
+                self.emit(f"    _s.fill_({value})")
+            elif self.a.kind(out) is Kind.TENSOR:
+                self.emit(f"torch._foreach_copy_({s}, {value})")
+            elif self.a.kind(out).per_parameter:
+                self.emit(f"for _s, _v in zip({s}, {value}):")
+                self.emit("    _s.copy_(_v)")
+            else:
+                self.emit(f"for _s in {s}:")
+                self.emit(f"    _s.copy_({value})")

@@ -1,0 +1,168 @@
+"""``SymbolicOptimizer``: any program as a ``torch.optim.Optimizer``.
+
+    opt = SymbolicOptimizer(model.parameters(), "lion", lr=1e-4, beta1=0.95, wd=0.1)
+    opt = SymbolicOptimizer(params, program, lr=1e-3, backend="fused")
+
+Per parameter it keeps exactly the program's carried state variables (``analysis.carried``;
+a state variable the program overwrites before reading gets no buffer), and ``step``, a
+float tensor as torch.optim keeps it, when the program reads ``step``. Param groups may override ``lr`` and any
+hyperparameter. Follows torch.optim conventions: closures, ``zero_grad``, ``state_dict``
+round trips, LR schedulers, ``maximize``, parameters without a gradient skipped.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch.optim import Optimizer
+
+from .compiler import CompiledProgram, compile_program
+from .ir import Program
+from .kinds import Kind
+from .loading import resolve_program
+
+
+class SymbolicOptimizer(Optimizer):
+    """Train with a program (see the module docstring).
+
+    Args:
+        params: parameters or param groups, as for any torch optimizer.
+        program: a ``Program``, program text, a path to a program file, or a library name.
+        lr: the learning rate the program receives as ``lr``.
+        backend: ``"foreach"`` (default: one multi-tensor call per statement), ``"eager"``
+            (per tensor) or ``"fused"`` (``torch.compile``; compiles once, never on a new lr).
+        maximize: ascend instead of descend (the program sees ``-grad``).
+        state_dtype: dtype of the state buffers; default each parameter's own dtype
+            (``torch.float32`` keeps bf16 models' state in full precision).
+        state_keys: names for the state buffers in ``state_dict`` (program variable -> key),
+            e.g. ``{"m": "exp_avg"}`` to read and write torch/lion-pytorch checkpoints.
+        **hyperparams: values for the program's hyperparameters (defaults from the program).
+    """
+
+    def __init__(
+        self,
+        params: Iterable,
+        program: Program | str,
+        lr: float = 1e-3,
+        *,
+        backend: str = "foreach",
+        maximize: bool = False,
+        state_dtype: torch.dtype | None = None,
+        state_keys: Mapping[str, str] | None = None,
+        **hyperparams: float,
+    ):
+        self.program = resolve_program(program)
+        self.compiled: CompiledProgram = compile_program(self.program, backend)
+        self.backend = backend
+        self.state_dtype = state_dtype
+        self.state_keys = {s: (state_keys or {}).get(s, s) for s in self.compiled.state}
+        if not 0.0 <= lr:
+            raise ValueError(f"invalid learning rate: {lr}")
+        defaults = {"lr": lr, "maximize": maximize, **self._check_hyperparams(self.program.defaults, hyperparams)}
+        super().__init__(params, defaults)
+        self._device_scalars: dict[tuple, dict[str, torch.Tensor]] = {}
+
+    # --- hyperparameters --------------------------------------------------------------------
+    def _check_hyperparams(self, defaults: Mapping[str, float], given: Mapping[str, Any]) -> dict[str, Any]:
+        unknown = set(given) - set(defaults)
+        if unknown:
+            known = ", ".join(defaults) or "none"
+            raise TypeError(
+                f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for program {self.program.name!r} "
+                f"(its hyperparameters: {known})"
+            )
+        return {**defaults, **given}
+
+    def hyperparameters(self, group: Mapping[str, Any]) -> dict[str, float]:
+        """The program's hyperparameter values for a param group (subclasses translate
+        familiar group keys, such as ``betas``, here)."""
+        return {h: group[h] for h in self.program.defaults}
+
+    # --- the step -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group_index, group in enumerate(self.param_groups):
+            buckets: dict[tuple, list[torch.Tensor]] = defaultdict(list)
+            for position, p in enumerate(group["params"]):
+                if p.grad is None:
+                    continue
+                self._check_grad(p, group_index, position)
+                state = self.state[p]
+                if not state:
+                    self._init_state(p, state)
+                step = None
+                if self.program.uses_step:
+                    state["step"] += 1
+                    step = float(state["step"])
+                buckets[(step, p.device, p.dtype)].append(p)
+            scalars = {"lr": group["lr"], **self.hyperparameters(group)}
+            for (step, device, dtype), params in buckets.items():
+                self._step_bucket(group_index, params, group["maximize"], {**scalars, "step": step}, device, dtype)
+        return loss
+
+    def _step_bucket(self, group_index, params, maximize, scalars, device, dtype) -> None:
+        grads = [p.grad for p in params]
+        if maximize:
+            grads = torch._foreach_neg(grads)
+        if self.state_dtype is not None and self.state_dtype != dtype:
+            grads = [g.to(self.state_dtype) for g in grads]
+        states = [[self.state[p][self.state_keys[s]] for p in params] for s in self.compiled.state]
+        wanted = {k: v for k, v in scalars.items() if k in self.compiled.scalars}
+        if self.backend == "fused":
+            wanted = self._as_device_scalars((group_index, device), wanted, device, dtype)
+        self.compiled(params, grads, states, **wanted)
+
+    def _as_device_scalars(self, key, values, device, dtype) -> dict[str, torch.Tensor]:
+        """0-d tensors holding this step's scalars, reused across steps: the compiled graph
+        sees new values in the same tensors, so it never recompiles for a new lr."""
+        cache = self._device_scalars.setdefault(key, {})
+        scalar_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        for name, value in values.items():
+            t = cache.get(name)
+            if t is None:
+                t = cache[name] = torch.zeros((), dtype=scalar_dtype, device=device)
+            t.fill_(float(value))
+        return cache
+
+    def _check_grad(self, p: torch.Tensor, group_index: int, position: int) -> None:
+        where = f"parameter {position} of param group {group_index}"
+        if p.grad.is_sparse:
+            raise RuntimeError(f"SymbolicOptimizer does not support sparse gradients ({where})")
+        if torch.is_complex(p):
+            raise RuntimeError(f"SymbolicOptimizer does not support complex parameters ({where})")
+
+    def _init_state(self, p: torch.Tensor, state: dict) -> None:
+        if self.program.uses_step:
+            state["step"] = torch.tensor(0.0, dtype=torch.float32)
+        dtype = self.state_dtype or p.dtype
+        for s in self.compiled.state:
+            if self.compiled.analysis.state_kinds[s] is Kind.TENSOR:
+                state[self.state_keys[s]] = torch.zeros_like(p, dtype=dtype, memory_format=torch.preserve_format)
+            else:
+                state[self.state_keys[s]] = torch.zeros((), dtype=dtype, device=p.device)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, then state buffers back to ``state_dtype`` (torch casts them to the
+        parameter's dtype) and a missing ``step`` set to 0."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state.get(p)
+                if not state:
+                    continue
+                if self.program.uses_step:
+                    state.setdefault("step", torch.tensor(0.0, dtype=torch.float32))
+                if self.state_dtype is not None:
+                    for key in self.state_keys.values():
+                        if key in state:
+                            state[key] = state[key].to(self.state_dtype)
+
+    def __repr__(self) -> str:
+        return f"SymbolicOptimizer({self.program.name}, backend={self.backend!r}, groups={len(self.param_groups)})"
