@@ -1,0 +1,178 @@
+"""A search's settings: one frozen dataclass, loaded from a TOML preset, overridden from the CLI.
+
+    config = load_config("quick", population=50, max_evals=500)
+    config = load_config("my_search.toml")
+
+A preset lives in ``search/presets/NAME.toml``; its top-level keys are ``SearchConfig``'s
+fields, ``[mutation]`` and ``[funnel]`` are their sub-configs, and each ``[[tasks]]`` table
+is a ``TaskSpec`` (none: the evaluator's ``default_tasks()``). A run saves its config as
+``config.json`` in its run directory, which is what ``--resume`` reads back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+PRESETS = Path(__file__).parent / "presets"
+
+
+@dataclass(frozen=True)
+class TaskChoice:
+    """One proxy task of the fitness (``search.evaluate.TaskSpec``'s fields)."""
+
+    name: str
+    scale: float = 1.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class MutationConfig:
+    """How a child is made from its parent (paper-notes section 3)."""
+
+    insert: float = 1.0
+    """Relative weight of inserting a random statement at a random place."""
+    delete: float = 1.0
+    """Relative weight of deleting a random statement."""
+    modify: float = 1.0
+    """Relative weight of changing one argument of a random statement."""
+    ops: tuple[str, ...] = ()
+    """The function set an inserted statement draws from; empty: ``ops.SEARCH_OPS``."""
+    const_prob: float = 0.25
+    """Chance that a newly drawn argument is a constant rather than a variable."""
+    scale_prob: float = 0.5
+    """Chance that a constant is mutated by a factor 2**a (a ~ N(0, 1)) rather than replaced by N(0, 1)."""
+    max_statements: int = 40
+    """Insertion is off for a parent this long (keeps evaluation cheap; the paper has no limit)."""
+    max_attempts: int = 100
+    """Mutations tried per child until one analyzes and differs from its parent by hash."""
+
+
+@dataclass(frozen=True)
+class FunnelConfig:
+    """Funnel selection at the end of a search (paper-notes section 3)."""
+
+    enabled: bool = True
+    top_k: int = 5
+    """How many of the best programs (by proxy fitness) enter the funnel."""
+    scales: tuple[float, ...] = (10.0, 100.0)
+    """Task scales of the stages; a program goes on only if it beat the baseline at the last."""
+    baseline: str = "adamw_paper"
+    """The program to beat at each stage (a library name or a file)."""
+    timeout_s: float | None = None
+    """An evaluation's time limit in the funnel; None: ``eval_timeout_s`` times the scale."""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search run needs to know. See the preset files for examples."""
+
+    population: int = 100
+    """P: the population size of regularized evolution."""
+    tournament: int = 2
+    """T: how many members a tournament samples; the fittest is the parent."""
+    max_evals: int | None = None
+    """Stop after this many new (not cached) evaluations in the run, all sessions together."""
+    minutes: float | None = None
+    """Stop this session after this many minutes of wall time."""
+    workers: int | None = None
+    """Local Ray workers (CPUs); None: every core of the machine. Ignored with ``address``."""
+    address: str | None = None
+    """Join this Ray cluster instead of starting an embedded one (``auto`` or ``host:port``)."""
+    seed: int = 0
+    out: str | None = None
+    """The run directory; None: ``runs/<preset>-<time>``."""
+    preset: str = "custom"
+    warm_start: str = "adamw_paper"
+    """The initial program (a library name or a file)."""
+    max_in_flight: int | None = None
+    """Evaluations in flight at once; None: one per worker plus one, so no worker waits for the driver."""
+    eval_timeout_s: float = 60.0
+    """An evaluation's time limit; past it the task is cancelled and scores worst."""
+    restart_plateau: int = 0
+    """Restart after this many new evaluations without a better best in the current
+    population (0: never)."""
+    restart_from: str = "alternate"
+    """What a restart's population starts from: ``best`` so far, the ``initial`` program
+    (an independent population), or ``alternate`` between the two."""
+    fingerprint_steps: int = 4
+    """Steps of the behavioural fingerprint (0: dataflow hash only)."""
+    live: bool = True
+    """Show the rich live view (off: a status line every few seconds)."""
+    tasks: tuple[TaskChoice, ...] = ()
+    """The proxy tasks; empty: the evaluator's ``default_tasks()``."""
+    mutation: MutationConfig = field(default_factory=MutationConfig)
+    funnel: FunnelConfig = field(default_factory=FunnelConfig)
+
+    def __post_init__(self) -> None:
+        if self.population < 1 or not 1 <= self.tournament <= self.population:
+            raise ValueError(f"need population >= 1 and 1 <= tournament <= population, got P={self.population}, T={self.tournament}")
+        if self.restart_from not in ("best", "initial", "alternate"):
+            raise ValueError(f"restart_from must be best, initial or alternate, got {self.restart_from!r}")
+
+    def replace(self, **changes: Any) -> "SearchConfig":
+        """A copy with ``changes``; ``None`` values are ignored (unset CLI options)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def task_specs(self) -> tuple:
+        """The tasks as the evaluator's ``TaskSpec`` (its ``default_tasks()`` when none are set)."""
+        from .evaluate import TaskSpec, default_tasks
+
+        if not self.tasks:
+            return tuple(default_tasks())
+        return tuple(TaskSpec(name=t.name, scale=t.scale, seeds=tuple(t.seeds)) for t in self.tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+
+def from_dict(data: Mapping[str, Any]) -> SearchConfig:
+    """A ``SearchConfig`` from plain data (a parsed TOML or JSON file); unknown keys raise."""
+    data = dict(data)
+    _check_keys(SearchConfig, data, "search config")
+    if "mutation" in data:
+        _check_keys(MutationConfig, data["mutation"], "[mutation]")
+        data["mutation"] = MutationConfig(**_tuples(data["mutation"]))
+    if "funnel" in data:
+        _check_keys(FunnelConfig, data["funnel"], "[funnel]")
+        data["funnel"] = FunnelConfig(**_tuples(data["funnel"]))
+    if "tasks" in data:
+        data["tasks"] = tuple(TaskChoice(**_tuples(t)) for t in data["tasks"])
+    return SearchConfig(**data)
+
+
+def load_config(preset_or_path: str | Path = "quick", **overrides: Any) -> SearchConfig:
+    """A preset by name (``search/presets/NAME.toml``) or a TOML/JSON file, with ``overrides``
+    (``None`` values ignored)."""
+    path = Path(preset_or_path)
+    if not path.suffix:
+        path = PRESETS / f"{preset_or_path}.toml"
+        if not path.is_file():
+            raise FileNotFoundError(f"no preset {preset_or_path!r}; presets: {', '.join(preset_names())}")
+    text = path.read_text(encoding="utf-8")
+    data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    data.setdefault("preset", path.stem)
+    return from_dict(data).replace(**overrides)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.toml"))
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"unknown key(s) in {where}: {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+
+
+def _tuples(data: Mapping[str, Any]) -> dict[str, Any]:
+    """TOML and JSON give lists; the frozen configs hold tuples (hashable)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
