@@ -1,0 +1,127 @@
+"""Reports on a run: the hall of fame, the funnel, and a fitness-over-time plot.
+
+    symopt report RUN_DIR        # prints the hall of fame, writes RUN_DIR/fitness.png
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.syntax import Syntax
+from rich.table import Table
+
+from .store import EvaluationRecord, RunStore
+
+PLOT_NAME = "fitness.png"
+
+
+def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Table:
+    """The fittest program of each length (live statements); the best overall is marked."""
+    records = store.hall_of_fame()
+    best = max(records, key=lambda r: r.fitness, default=None)
+    table = Table(title="hall of fame: the fittest program of each length", title_justify="left")
+    for name, justify in (("length", "right"), ("hash", "left"), ("fitness", "right"), ("test", "right"),
+                          ("found", "right"), ("", "left")):
+        table.add_column(name, justify=justify)
+    for r in records:
+        marks = []
+        if best is not None and r.id == best.id:
+            marks.append("best")
+        if r.hash == initial_hash:
+            marks.append("warm start")
+        table.add_row(str(r.length), r.hash, _num(r.fitness), _num(r.test_fitness), f"#{r.id}", ", ".join(marks))
+    return table
+
+
+def funnel_table(store: RunStore) -> Table | None:
+    rows = store.funnel()
+    if not rows:
+        return None
+    table = Table(title="funnel: re-evaluated at larger scales", title_justify="left")
+    for name in ("scale", "hash", "role", "fitness", "test", "beats baseline", "seconds"):
+        table.add_column(name)
+    for r in rows:
+        beat = "" if r.beat_baseline is None else ("yes" if r.beat_baseline else "no")
+        table.add_row(f"{r.scale:g}", r.hash, r.role or "", _num(r.fitness), _num(r.test_fitness), beat,
+                      f"{r.seconds or 0:.1f}")
+    return table
+
+
+def print_report(store: RunStore, console: Console | None = None, initial_hash: str | None = None) -> None:
+    """The hall of fame, the best program, its comparison with the warm start, and the funnel."""
+    console = console or Console()
+    console.print(hall_of_fame_table(store, initial_hash))
+    best = store.best(1)
+    if best:
+        console.print(_program_panel(best[0], "best program (proxy fitness)"))
+    initial = store.record(initial_hash) if initial_hash else None
+    if best and initial:
+        b, i = best[0], initial
+        verdict = "beats" if b.fitness > i.fitness and b.test_fitness > i.test_fitness else "does not beat"
+        console.print(
+            f"best vs warm start: proxy {_num(b.fitness)} vs {_num(i.fitness)}, "
+            f"held-out test {_num(b.test_fitness)} vs {_num(i.test_fitness)}: the best {verdict} it on both.",
+            highlight=False)
+    table = funnel_table(store)
+    if table is not None:
+        console.print(table)
+
+
+def print_summary(store: RunStore, summary, console: Console) -> None:
+    """What ``symopt search`` prints at the end of a session."""
+    initial_hash = summary.initial.hash if summary.initial else None
+    print_report(store, console, initial_hash)
+    console.print(
+        f"{summary.session_evaluations} new evaluations in {summary.seconds:.0f}s "
+        f"({summary.evals_per_s:.1f}/s), {summary.evaluations} in the run; cache hit rate "
+        f"{summary.cache_hit_rate:.1%}; valid children {summary.valid_child_rate:.1%}; stopped by {summary.stopped_by}.",
+        highlight=False)
+    console.print(f"run directory: {summary.run_dir}   (symopt report {summary.run_dir}; "
+                  f"symopt search --resume {summary.run_dir})", highlight=False)
+
+
+def plot_fitness(store: RunStore, path: Path | None = None) -> Path:
+    """Every evaluation's proxy fitness over time, and the best so far, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = path or store.run_dir / PLOT_NAME
+    points = [(t, f) for t, f in store.timeline() if math.isfinite(f)]
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    if points:
+        t0 = points[0][0]
+        xs = [(t - t0) / 60 for t, _ in points]
+        ys = [f for _, f in points]
+        best, running = [], -math.inf
+        for y in ys:
+            running = max(running, y)
+            best.append(running)
+        lo = sorted(ys)[len(ys) // 20] if len(ys) > 20 else min(ys)  # keep the worst 5% from flattening the plot
+        ax.scatter(xs, ys, s=4, alpha=0.3, label="evaluations")
+        ax.plot(xs, best, color="C3", label="best so far")
+        ax.set_ylim(bottom=lo - 0.05 * (max(ys) - lo + 1e-12))
+        ax.legend(loc="lower right")
+    ax.set_xlabel("minutes since the first evaluation")
+    ax.set_ylabel("proxy fitness (higher is better)")
+    ax.set_title(f"search {store.run_dir.name}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _program_panel(record: EvaluationRecord, title: str) -> Panel:
+    text = Syntax(record.text.rstrip(), "python", theme="ansi_dark")
+    subtitle = f"{record.hash}   fitness {_num(record.fitness)}   test {_num(record.test_fitness)}"
+    return Panel(text, title=title, subtitle=subtitle)
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}"

@@ -1,0 +1,360 @@
+"""``search.run(config)``: one search run, from a fresh run directory or resumed from one.
+
+    summary = search.run(load_config("quick"))
+    summary = search.run(resume="runs/quick-20260101-120000")
+
+The loop is steady-state regularized evolution: whenever a worker is free, a tournament
+picks a parent, ``Mutator`` makes a valid child, the cache answers if the child (by hash or
+fingerprint) is known, and otherwise the child goes to Ray. Each result streams to the store
+in one transaction and the child joins the population. No generation barrier: a slow
+evaluation holds up nobody.
+
+Resuming reads everything back from the store: the counters, the current epoch's population
+(its last P members), the cache (every hash and fingerprint evaluated), and the children that
+were in flight, which are sent again. Completed evaluations are never redone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+
+from .config import SearchConfig, from_dict
+from .evolution import Candidate, Member, Plateau, Population
+from .fingerprint import Cache, fingerprint
+from .live import LiveView, Stats
+from .mutate import Mutator
+from .store import EvaluationRecord, Outcome, RunStore
+
+CONFIG_NAME = "config.json"
+COUNTERS = ("attempts", "children", "gave_up", "lookups", "hash_hits", "fingerprint_hits", "evaluations",
+            "failures", "epoch", "restarts", "plateau_since", "plateau_best", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What a run did (returned by ``run``; the details are in the store)."""
+
+    run_dir: Path
+    evaluations: int
+    session_evaluations: int
+    seconds: float
+    evals_per_s: float
+    cache_hit_rate: float
+    valid_child_rate: float
+    best: EvaluationRecord | None
+    initial: EvaluationRecord | None
+    stopped_by: str
+    population: tuple[Member, ...]
+
+
+def run(
+    config: SearchConfig | None = None,
+    *,
+    resume: str | Path | None = None,
+    evaluate: Callable[..., Any] | None = None,
+    tasks: Sequence[Any] | None = None,
+    console: Console | None = None,
+) -> RunSummary:
+    """Run (or, with ``resume=RUN_DIR``, continue) a search; see the module docstring.
+
+    ``config`` defaults to the saved one when resuming, else to the ``quick`` preset.
+    ``evaluate`` and ``tasks`` default to ``search.evaluate.evaluate`` and the config's tasks;
+    tests pass cheap or faulty ones.
+    """
+    if resume is not None:
+        run_dir = Path(resume)
+        saved = load_run_config(run_dir)
+        config = dataclasses.replace(config or saved, out=str(run_dir))
+    else:
+        if config is None:
+            from .config import load_config
+
+            config = load_config("quick")
+        run_dir = Path(config.out or default_run_dir(config))
+        if (run_dir / CONFIG_NAME).exists():
+            raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
+        config = dataclasses.replace(config, out=str(run_dir))
+    if evaluate is None:
+        from .evaluate import evaluate
+    tasks = tuple(tasks) if tasks is not None else config.task_specs()
+    store = RunStore(run_dir, create=True)
+    config.save(run_dir / CONFIG_NAME)
+    console = console or Console()
+    try:
+        return Search(config, store, evaluate, tasks, console).run()
+    finally:
+        store.close()
+
+
+def load_run_config(run_dir: str | Path) -> SearchConfig:
+    """The config a run was started with (``RUN_DIR/config.json``)."""
+    import json
+
+    path = Path(run_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"no search run at {run_dir} (no {CONFIG_NAME} there)")
+    return from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def default_run_dir(config: SearchConfig) -> Path:
+    return Path("runs") / f"{config.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class Search:
+    """The driver of one session of a run (module docstring)."""
+
+    def __init__(self, config: SearchConfig, store: RunStore, evaluate, tasks, console: Console):
+        from symbolic_opt.loading import resolve_program
+
+        self.config, self.store, self.evaluate, self.tasks, self.console = config, store, evaluate, tasks, console
+        self.mutator = Mutator(config.mutation)
+        self.initial = self._candidate(resolve_program(config.warm_start), None, "warm start", 0)
+        saved = store.counters()
+        self.counters = {name: saved.get(name, 0.0) for name in COUNTERS}
+        self.counters["evaluations"] = store.count("evaluations")
+        self.counters["plateau_best"] = saved.get("plateau_best", float("-inf"))
+        self.epoch = int(self.counters["epoch"])
+        self.rng = random.Random(f"{config.seed}:{store.count('members')}:{self.counters['evaluations']}")
+        self.population = Population(config.population, config.tournament, store.population(self.epoch, config.population))
+        by_hash, by_fp = store.known_fitness()
+        self.cache = Cache(by_hash, by_fp, lookups=int(self.counters["lookups"]),
+                           hash_hits=int(self.counters["hash_hits"]), fingerprint_hits=int(self.counters["fingerprint_hits"]))
+        self.plateau = Plateau(config.restart_plateau, self.counters["plateau_best"], int(self.counters["plateau_since"]))
+        self.resubmit = store.pending()
+        for candidate in self.resubmit:
+            self.cache.reserve(candidate.hash, candidate.fingerprint)
+        self.waiting: dict[str, list[tuple[Candidate, str]]] = {}
+        self.session_evaluations = 0
+        self.session_start = time.monotonic()
+        self.stopping: str | None = None
+
+    # --- the loop --------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        from .funnel import run_funnel
+        from .report import print_summary
+        from .runner import RayPool
+
+        previous = _on_sigterm(_raise_interrupt)
+        stopped_by = "budget"
+        pool = RayPool(self.evaluate, self.tasks, workers=self.config.workers, address=self.config.address,
+                       timeout_s=self.config.eval_timeout_s, max_in_flight=self.config.max_in_flight)
+        try:
+            with pool, LiveView(self.console, enabled=self.config.live) as view:
+                self.pool = pool
+                self.session_start = time.monotonic()
+                self._start()
+                stopped_by = self._loop(view)
+                view.update(self.stats())
+                if self.config.funnel.enabled:
+                    pool.abandon()  # time is up: what is in flight stays pending for a resume
+                    run_funnel(self.store, pool, self.config, self.tasks, self.console)
+        except KeyboardInterrupt:
+            stopped_by = "interrupted"
+            self.console.print("[yellow]interrupted:[/yellow] in-flight evaluations abandoned "
+                               "(they run again on --resume); the store is complete up to here.")
+        finally:
+            if previous is not None:
+                _on_sigterm(previous)
+            self.counters["elapsed_s"] += time.monotonic() - self.session_start
+            self._save_counters()
+        summary = self.summary(stopped_by)
+        print_summary(self.store, summary, self.console)
+        return summary
+
+    def _loop(self, view: LiveView) -> str:
+        deadline = self.session_start + 60 * self.config.minutes if self.config.minutes else None
+        shown = 0.0
+        while True:
+            if deadline is not None and time.monotonic() >= deadline:
+                return "time"
+            if not self._budget_left() and self.pool.in_flight == 0 and not self.resubmit:
+                return "budget"
+            while self.pool.has_room and self._budget_left():
+                candidate = self._next_candidate()
+                if candidate is None:
+                    break
+                self._submit(candidate)
+            for done in self.pool.results(timeout=0.2):
+                self._complete(done.key, done.outcome)
+            if time.monotonic() - shown >= 0.25:
+                view.update(self.stats())
+                shown = time.monotonic()
+
+    def _budget_left(self) -> bool:
+        if self.config.max_evals is None:
+            return True
+        return self.counters["evaluations"] + self.pool.in_flight < self.config.max_evals
+
+    def _start(self) -> None:
+        """A fresh run (or one killed before its population existed) begins with the warm start."""
+        if len(self.population) or self.resubmit:
+            return
+        known = self.cache.by_hash.get(self.initial.hash)
+        if known is not None:
+            self._seed(self.initial, known, self.config.population)
+        else:
+            self.cache.reserve(self.initial.hash, self.initial.fingerprint)
+            self.resubmit.append(self.initial)
+
+    # --- making children -----------------------------------------------------------------------
+    def _next_candidate(self) -> Candidate | None:
+        """The next child to evaluate; cache hits on the way join the population directly."""
+        if self.resubmit:
+            return self.resubmit.pop(0)
+        if not len(self.population):
+            return None  # the warm start is still being evaluated
+        for _ in range(100):  # bounded, so results keep being collected
+            parent = self.population.select(self.rng)
+            child = self.mutator.child(parent.program, self.rng, parent.hash)
+            if child is None:
+                self.counters["attempts"] += self.config.mutation.max_attempts
+                self.counters["gave_up"] += 1
+                continue
+            self.counters["attempts"] += child.attempts
+            self.counters["children"] += 1
+            candidate = self._candidate(child.program, parent.hash, child.mutation, self.epoch, child.hash)
+            hit = self.cache.lookup(candidate.hash, candidate.fingerprint)
+            if hit is None:
+                return candidate
+            if hit.fitness is None:
+                self.waiting.setdefault(hit.pending, []).append((candidate, hit.via))
+            else:
+                self._join(candidate, hit.fitness, hit.via)
+        return None
+
+    def _candidate(self, program, parent_hash, mutation, epoch, program_hash=None) -> Candidate:
+        from symbolic_opt.analysis import analyze
+
+        program_hash = program_hash or analyze(program).hash
+        return Candidate(program, program_hash, fingerprint(program, self.config.fingerprint_steps),
+                         parent_hash, mutation, epoch)
+
+    def _submit(self, candidate: Candidate) -> None:
+        self.cache.reserve(candidate.hash, candidate.fingerprint)
+        self.store.add_pending(candidate)
+        self.pool.submit(candidate, candidate.program)
+
+    # --- results ------------------------------------------------------------------------------
+    def _complete(self, candidate: Candidate, outcome: Outcome) -> None:
+        self.counters["evaluations"] += 1
+        self.counters["failures"] += outcome.error is not None
+        self.session_evaluations += 1
+        self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness)
+        current = candidate.epoch == self.epoch
+        seeds = self.config.population - 1 if current and not len(self.population) else 0
+        restart = current and self.plateau.update(outcome.fitness)
+        self._sync_counters()
+        self.store.add_evaluation(candidate, outcome, self.counters, seeds=seeds)
+        if current:
+            for _ in range(seeds + 1):
+                self.population.add(Member(candidate.program, candidate.hash, outcome.fitness))
+        for waiter, via in self.waiting.pop(candidate.hash, []):
+            self._join(waiter, outcome.fitness, via)
+        if restart:
+            self._restart()
+
+    def _join(self, candidate: Candidate, fitness: float, via: str) -> None:
+        """A child whose fitness the cache knew joins the population without an evaluation."""
+        if candidate.epoch != self.epoch:
+            return
+        self.population.add(Member(candidate.program, candidate.hash, fitness))
+        self._sync_counters()
+        self.store.add_member(candidate, fitness, via, self.counters)
+
+    def _restart(self) -> None:
+        """The population's best stopped improving: a new population from the best program
+        so far or from the initial one (``restart_from``)."""
+        self.epoch += 1
+        self.counters["epoch"] = self.epoch
+        self.counters["restarts"] += 1
+        source = self.config.restart_from
+        if source == "alternate":
+            source = "best" if self.epoch % 2 else "initial"
+        best = self.store.best(1)
+        if source == "best" and best:
+            seed = self._candidate(best[0].program, best[0].hash, f"restart {self.epoch} from the best", self.epoch, best[0].hash)
+            fitness = best[0].fitness
+        else:
+            seed = dataclasses.replace(self.initial, mutation=f"restart {self.epoch} from the initial program", epoch=self.epoch)
+            fitness = self.cache.by_hash[self.initial.hash]
+        self._seed(seed, fitness, self.config.population)
+
+    def _seed(self, seed: Candidate, fitness: float, copies: int) -> None:
+        self.population = Population(self.config.population, self.config.tournament,
+                                     [Member(seed.program, seed.hash, fitness)] * copies)
+        self.plateau.reset(fitness)
+        self._sync_counters()
+        self.store.add_seeds(seed, fitness, copies, self.counters)
+
+    # --- bookkeeping --------------------------------------------------------------------------
+    def _sync_counters(self) -> None:
+        self.counters.update(lookups=self.cache.lookups, hash_hits=self.cache.hash_hits,
+                             fingerprint_hits=self.cache.fingerprint_hits, epoch=self.epoch,
+                             plateau_best=self.plateau.best, plateau_since=self.plateau.since)
+
+    def _save_counters(self) -> None:
+        self._sync_counters()
+        self.store.set_counters(self.counters)
+
+    def valid_child_rate(self) -> float:
+        made, failed = self.counters["children"], self.counters["gave_up"]
+        return made / (made + failed) if made + failed else 1.0
+
+    def stats(self) -> Stats:
+        best = self.store.best(1)
+        initial = self.store.record(self.initial.hash)
+        nan = float("nan")
+        return Stats(
+            elapsed_s=time.monotonic() - self.session_start,
+            evaluations=int(self.counters["evaluations"]),
+            session_evaluations=self.session_evaluations,
+            children=int(self.counters["children"]),
+            cache_hit_rate=self.cache.hit_rate,
+            valid_child_rate=self.valid_child_rate(),
+            in_flight=self.pool.in_flight,
+            epoch=self.epoch,
+            failures=int(self.counters["failures"]),
+            best_fitness=best[0].fitness if best else nan,
+            best_test_fitness=best[0].test_fitness if best else nan,
+            best_text=best[0].text if best else "",
+            initial_fitness=initial.fitness if initial else nan,
+            initial_test_fitness=initial.test_fitness if initial else nan,
+            max_evals=self.config.max_evals,
+        )
+
+    def summary(self, stopped_by: str) -> RunSummary:
+        seconds = time.monotonic() - self.session_start
+        best = self.store.best(1)
+        return RunSummary(
+            run_dir=self.store.run_dir,
+            evaluations=int(self.counters["evaluations"]),
+            session_evaluations=self.session_evaluations,
+            seconds=seconds,
+            evals_per_s=self.session_evaluations / seconds if seconds > 0 else 0.0,
+            cache_hit_rate=self.cache.hit_rate,
+            valid_child_rate=self.valid_child_rate(),
+            best=best[0] if best else None,
+            initial=self.store.record(self.initial.hash),
+            stopped_by=stopped_by,
+            population=tuple(self.population),
+        )
+
+
+def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def _on_sigterm(handler):
+    """Make SIGTERM stop the search as Ctrl-C does (only possible in the main thread)."""
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:
+        return None
