@@ -130,12 +130,20 @@ class _Emitter:
 
     def torch_expr(self, op: ops.Op, args: list[str], refs: list[Ref], like: str | None) -> str:
         """``op``'s torch template, wrapping numbers where torch insists on tensors."""
+        return op.torch.format(*self.wrap_numbers(op, args, refs, like))
+
+    def wrap_numbers(
+        self, op: ops.Op, args: list[str], refs: list[Ref], like: str | None, start: int = 0, template: str = ""
+    ) -> list[str]:
+        """``args`` with the numbers at ``op.tensor_args`` positions (from ``start``) as 0-d tensors.
+        In-place forms pass ``start=1`` (argument 0 is the buffer overwritten) and their template:
+        an argument it passes by keyword (``clamp_(min={1})``) takes numbers as they are."""
         args = list(args)
         for pos in op.tensor_args:
-            if self.is_number(refs[pos]):
+            if pos >= start and self.is_number(refs[pos]) and f"={{{pos}}}" not in template:
                 anchor = like or next(a for a, r in zip(args, refs) if not self.is_number(r))
                 args[pos] = f"_rt.scalar_like({args[pos]}, {anchor})"
-        return op.torch.format(*args)
+        return args
 
     # --- host scalars -----------------------------------------------------------------------
     def emit_host(self) -> None:
@@ -455,7 +463,7 @@ class _LoopEmitter(_Emitter):
             if how == "state":
                 args[0] = self.in_state[i]
             target = args[0]
-            expr = op.inplace.format(*args)
+            expr = op.inplace.format(*self.wrap_numbers(op, args, refs, like=target, start=1, template=op.inplace))
             if how == "state":
                 self.emit(f"{expr}  # {self.comment(i)}  (in {self.in_state[i]}'s buffer)")
                 self.names[ref] = self.in_state[i]

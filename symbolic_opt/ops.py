@@ -272,6 +272,28 @@ _OPS: list[Op] = [
         tensor_args=(0,),
         search=False,
     ),
+    Op(
+        name="addcmul",
+        arity=3,
+        math="x + y * z   (torch.addcmul: a fused multiply-add, one rounding where the hardware has FMA, "
+        "as torch.optim's exp_avg_sq.addcmul_(g, g) and g.add(w, alpha=wd) compute it)",
+        sympy=lambda x, y, z: x + y * z,
+        torch="torch.addcmul({0}, {1}, {2})",
+        host="({0} + {1} * {2})",
+        foreach={
+            "LLL": "torch._foreach_addcmul({0}, {1}, {2})",
+            "LLS": "torch._foreach_add({0}, {1}, alpha=float({2}))",
+            "LSL": "torch._foreach_add({0}, {2}, alpha=float({1}))",
+        },
+        inplace="{0}.addcmul_({1}, {2})",
+        foreach_inplace={
+            "LLL": "torch._foreach_addcmul_({0}, {1}, {2})",
+            "LLS": "torch._foreach_add_({0}, {1}, alpha=float({2}))",
+            "LSL": "torch._foreach_add_({0}, {2}, alpha=float({1}))",
+        },
+        tensor_args=(0, 1, 2),
+        search=False,
+    ),
     # --- unary, elementwise -----------------------------------------------------------------
     _unary("abs", "|x|", "torch.abs", "np.abs({0})", sp.Abs, foreach="abs", inplace="abs"),
     _unary("cos", "cos(x)", "torch.cos", "np.cos({0})", sp.cos, foreach="cos", inplace="cos"),
