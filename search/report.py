@@ -56,7 +56,7 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
     console.print(hall_of_fame_table(store, initial_hash))
     best = store.best(1)
     if best:
-        console.print(_program_panel(best[0], "best program (proxy fitness)"))
+        console.print(_program_panel(best[0], "best program by proxy fitness (redundant statements dropped)"))
     initial = store.record(initial_hash) if initial_hash else None
     if best and initial:
         b, i = best[0], initial
@@ -116,7 +116,12 @@ def plot_fitness(store: RunStore, path: Path | None = None) -> Path:
 
 
 def _program_panel(record: EvaluationRecord, title: str) -> Panel:
-    text = Syntax(record.text.rstrip(), "python", theme="ansi_dark")
+    """The program without its redundant statements (the store keeps it as found)."""
+    from symbolic_opt.analysis import analyze
+    from symbolic_opt.printer import print_program
+
+    live = print_program(analyze(record.program).live_program())
+    text = Syntax(live.rstrip(), "python", theme="ansi_dark")
     subtitle = f"{record.hash}   fitness {_num(record.fitness)}   test {_num(record.test_fitness)}"
     return Panel(text, title=title, subtitle=subtitle)
 

@@ -25,6 +25,7 @@ def _root() -> None:
 
 
 from . import show  # noqa: E402,F401  (registers its command)
+from . import discover  # noqa: E402,F401  (registers search and report)
 
 
 def main() -> None:  # pragma: no cover - the console script

@@ -1,0 +1,87 @@
+"""``symopt search`` and ``symopt report``: run, resume and report on an optimizer search.
+
+The ``search`` package (Ray, the proxy tasks) is imported only when one of these runs, so
+the rest of the command line stays quick to start.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from . import app
+
+
+@app.command("search")
+def search_command(
+    preset: str = typer.Option("quick", help="a preset in search/presets: quick, medium, paper"),
+    config: Optional[Path] = typer.Option(None, help="a TOML config file (instead of --preset)"),
+    resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
+    population: Optional[int] = typer.Option(None, help="population size P"),
+    tournament: Optional[int] = typer.Option(None, help="tournament size T"),
+    max_evals: Optional[int] = typer.Option(None, help="stop after this many new evaluations in the run"),
+    minutes: Optional[float] = typer.Option(None, help="stop this session after this many minutes"),
+    workers: Optional[int] = typer.Option(None, help="local Ray workers (default: every core)"),
+    address: Optional[str] = typer.Option(None, help="join this Ray cluster ('auto' or host:port)"),
+    seed: Optional[int] = typer.Option(None, help="random seed of the search"),
+    out: Optional[Path] = typer.Option(None, help="the run directory (default runs/PRESET-TIME)"),
+    live: Optional[bool] = typer.Option(None, "--live/--no-live", help="the live view (default: on a terminal)"),
+    funnel: Optional[bool] = typer.Option(None, "--funnel/--no-funnel", help="funnel selection at the end"),
+) -> None:
+    """Search for an optimizer by regularized evolution on proxy tasks (Ray-parallel).
+
+    Every evaluated program streams to RUN_DIR/store.sqlite; kill it any time and continue
+    with --resume RUN_DIR.
+    """
+    import dataclasses
+
+    from search.config import load_config
+    from search.run import load_run_config, run
+
+    console = Console()
+    overrides = dict(population=population, tournament=tournament, max_evals=max_evals, minutes=minutes,
+                     workers=workers, address=address, seed=seed, live=live)
+    try:
+        if resume is not None:
+            cfg = load_run_config(resume).replace(**overrides)
+        else:
+            cfg = load_config(config or preset, **overrides, out=str(out) if out else None)
+        if funnel is not None:
+            cfg = dataclasses.replace(cfg, funnel=dataclasses.replace(cfg.funnel, enabled=funnel))
+    except (FileNotFoundError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
+    try:
+        run(cfg, resume=resume, console=console)
+    except FileExistsError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="a search's run directory"),
+    plot: bool = typer.Option(True, "--plot/--no-plot", help="write RUN_DIR/fitness.png"),
+) -> None:
+    """Print a run's hall of fame, best program and funnel; plot fitness over time."""
+    from search.report import plot_fitness, print_report
+    from search.run import load_run_config
+    from search.store import RunStore
+
+    from ..analysis import analyze
+    from ..loading import resolve_program
+
+    console = Console()
+    try:
+        store = RunStore(run_dir)
+    except FileNotFoundError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(1)
+    with store:
+        initial_hash = analyze(resolve_program(load_run_config(run_dir).warm_start)).hash
+        print_report(store, console, initial_hash)
+        if plot:
+            console.print(f"plot: {plot_fitness(store)}", highlight=False)
