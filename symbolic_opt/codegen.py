@@ -616,6 +616,11 @@ class _ForeachEmitter(_Emitter):
             elif host and tensor:
                 self.emit(f"torch._foreach_add_(w, {value}, alpha={self.alpha(term)})")
                 continue
+            elif per_param and any(self.a.kind(f).per_parameter for f in term.coef.factors):
+                # a factor is a list (a scalar per tensor): multiply by each factor in turn
+                scaled = value
+                for f in term.coef.factors:
+                    scaled = f"torch._foreach_mul({scaled}, {self.ref_text(f)})"
             elif per_param:
                 coef = self.coef_text(term.coef)
                 scaled = f"torch._foreach_mul({value}, {coef})"
