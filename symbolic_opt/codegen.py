@@ -496,6 +496,13 @@ class _LoopEmitter(_Emitter):
                 a, b = (self.ref_text(r) for r in term.operands)
                 self.emit(f"w.{term.fused}_({a}, {b}, value={self.alpha(term)})")
                 continue
+            if term.fused:
+                # the coefficient is a 0-d tensor (fused backend), which `value=` does not take:
+                # fold it into the first operand, keeping eager's order (coef * a) then / b or * b
+                a, b = (self.ref_text(r) for r in term.operands)
+                sign = "1.0" if term.coef.negate else "-1.0"
+                self.emit(f"w.{term.fused}_({a} * {self.coef_text(term.coef)}, {b}, value={sign})")
+                continue
             value = self.ref_text(term.value)
             tensor = self.a.kind(term.value) is Kind.TENSOR
             if not term.coef.factors:
