@@ -1,0 +1,181 @@
+"""Evaluate a candidate program on a suite of proxy tasks: the search's fitness function.
+
+    from search.evaluate import TaskSpec, evaluate, default_tasks
+    result = evaluate(program, default_tasks(), deadline_s=5.0)
+    result.fitness, result.test_fitness, result.error
+
+For each ``TaskSpec`` the task (``search.tasks``) is trained from the same initialisations and
+in the same data order with the candidate and, once per process, with the baseline program
+(``BASELINE``, the paper's AdamW warm start). ``seeds`` and ``test_seeds`` are trained together
+in one batch (``layers.py``): the ``seeds`` models are scored on the validation split (that is
+``fitness``, used for selection), the ``test_seeds`` models on the test split (``test_fitness``,
+never used for selection: held-out data AND held-out initialisations/data orders, so
+overfitting the proxy shows as a gap between the two). Scores are normalized per task against
+the baseline (``fitness.py``): ``fitness > 0`` means better than AdamW.
+
+The learning rate the program receives follows ``training.schedule`` (warmup to 1, cosine to
+0), and ``step`` counts 1, 2, ... A bad candidate never raises: exceptions, nan/inf losses,
+divergence and running past ``deadline_s`` score ``WORST`` with the reason in ``error``.
+A bad task list (an unknown task name) does raise: that is a configuration error.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from symbolic_opt.ir import Program
+
+from . import tasks as task_registry
+from .fitness import WORST, combine, task_score
+from .training import Optimizer, ProgramStep, RunResult, train
+
+BASELINE = "adamw_paper"
+"""The library program every score is normalized against (``programs/adamw_paper.py``)."""
+
+DEFAULT_SUITE = ("digits_mlp", "char_lm", "quadratic", "teacher_student")
+"""The tasks of ``default_tasks``. ``digits_vit`` is left out: a transformer step on images
+costs as much as the rest of the suite together; use it in a larger suite or the funnel."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a suite: which task, at which scale, on which seeds. Picklable.
+
+    ``scale``: 1 is the proxy; 10 and 100 the funnel's larger versions (each task's docstring
+    says what grows). ``seeds``: the initialisation and data-order seeds whose validation losses
+    are averaged into ``fitness``. ``test_seeds``: held-out seeds, scored on the test split.
+    """
+
+    name: str
+    scale: float = 1.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    test_seeds: tuple[int, ...] = (1000, 1001, 1002)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", float(self.scale))
+        object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+        object.__setattr__(self, "test_seeds", tuple(int(s) for s in self.test_seeds))
+        if not self.scale > 0:
+            raise ValueError(f"scale must be positive, got {self.scale}")
+        if not self.seeds or not self.test_seeds:
+            raise ValueError("a task needs at least one seed and one test seed")
+        if set(self.seeds) & set(self.test_seeds) or len(set(self.seeds + self.test_seeds)) < len(self.seeds + self.test_seeds):
+            raise ValueError(f"seeds {self.seeds} and test_seeds {self.test_seeds} must be distinct")
+
+    @property
+    def key(self) -> str:
+        """The task's name in ``Evaluation.per_task``: ``digits_mlp``, or ``digits_mlp@10`` at scale 10."""
+        return self.name if self.scale == 1 else f"{self.name}@{self.scale:g}"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The result of ``evaluate``. ``fitness`` and ``test_fitness`` are ``WORST`` on any failure."""
+
+    fitness: float
+    """Selection score (higher is better): mean over tasks of log(baseline valid loss / valid loss)."""
+    test_fitness: float
+    """The same on the test split with the held-out seeds; never used for selection."""
+    per_task: dict
+    """``TaskSpec.key`` -> scores, raw losses (mean and per seed), accuracies, the baseline's losses."""
+    seconds: float
+    """Wall time of the candidate's evaluation (the baselines, computed once per process, excluded)."""
+    error: str | None = None
+    """Why it failed, e.g. ``"nan loss, seed 1 (step 37 of digits_mlp)"``; ``None`` if it did not."""
+    cpu_seconds: float = 0.0
+    """CPU time of this process during the candidate's evaluation."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def default_tasks() -> tuple[TaskSpec, ...]:
+    """The default proxy suite (``DEFAULT_SUITE`` at scale 1, seeds 0-2, test seeds 1000-1002)."""
+    return tuple(TaskSpec(name) for name in DEFAULT_SUITE)
+
+
+def suite(scale: float = 1.0, names: Sequence[str] = DEFAULT_SUITE) -> tuple[TaskSpec, ...]:
+    """``names`` at ``scale``: e.g. ``suite(10)`` is the funnel's first stage."""
+    return tuple(TaskSpec(name, scale) for name in names)
+
+
+def evaluate(program: Program, tasks: Sequence[TaskSpec], *, deadline_s: float | None = None) -> Evaluation:
+    """Train every task of ``tasks`` with ``program``; score it against ``BASELINE``.
+
+    ``deadline_s``: wall seconds the candidate may take (baselines not counted). Never raises
+    for a bad candidate (module docstring); raises ``KeyError`` for an unknown task name.
+    """
+    tasks = tuple(tasks)
+    baselines = [baseline(spec) for spec in tasks]
+    wall, cpu = time.perf_counter(), time.process_time()
+    deadline = None if deadline_s is None else wall + deadline_s
+
+    def done(per_task: dict, error: str | None) -> Evaluation:
+        seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+        if error is not None:
+            return Evaluation(WORST, WORST, per_task, seconds, error, cpu_seconds)
+        fit = combine(r["valid"] for r in per_task.values())
+        test = combine(r["test"] for r in per_task.values())
+        return Evaluation(fit, test, per_task, seconds, None, cpu_seconds)
+
+    try:
+        optimizer = ProgramStep.of(program)
+    except Exception as e:  # a program that does not check or compile
+        return done({}, f"{type(e).__name__}: {e}")
+    per_task: dict = {}
+    for spec, base in zip(tasks, baselines):
+        result = run(spec, optimizer, deadline=deadline)
+        if result.error is not None:
+            per_task[spec.key] = {"error": result.error, "steps": result.steps, "seconds": result.seconds}
+            return done(per_task, result.error)
+        per_task[spec.key] = record(result, base, spec)
+    return done(per_task, None)
+
+
+def run(spec: TaskSpec, optimizer: Optimizer, *, deadline: float | None = None) -> RunResult:
+    """Train ``spec``'s task with ``optimizer`` on its seeds and test seeds in one batch."""
+    problem = task_registry.build(spec.name, spec.scale)
+    seeds = spec.seeds + spec.test_seeds
+    n = len(spec.seeds)
+    return train(problem, seeds, optimizer, splits={"valid": range(n), "test": range(n, len(seeds))}, deadline=deadline)
+
+
+@functools.lru_cache(maxsize=256)
+def baseline(spec: TaskSpec) -> RunResult:
+    """``BASELINE``'s run on ``spec``, once per process. Raises if the baseline itself fails
+    (the task, not a candidate, is broken then)."""
+    import programs
+
+    result = run(spec, ProgramStep.of(programs.load(BASELINE)))
+    if result.error is not None:
+        raise RuntimeError(f"the baseline program {BASELINE} fails on {spec.key}: {result.error}")
+    return result
+
+
+def record(result: RunResult, base: RunResult, spec: TaskSpec) -> dict:
+    """One task's entry in ``Evaluation.per_task`` (JSON-friendly)."""
+    out: dict = {}
+    for split in ("valid", "test"):
+        loss, base_loss = _mean(result.metrics[split]["loss"]), _mean(base.metrics[split]["loss"])
+        out[split] = task_score(loss, base_loss)
+        out[f"{split}_loss"] = loss
+        out[f"baseline_{split}_loss"] = base_loss
+        out[f"{split}_losses"] = result.metrics[split]["loss"]
+        if "accuracy" in result.metrics[split]:
+            out[f"{split}_accuracy"] = _mean(result.metrics[split]["accuracy"])
+            out[f"baseline_{split}_accuracy"] = _mean(base.metrics[split]["accuracy"])
+    out["steps"] = result.steps
+    out["seconds"] = result.seconds
+    return out
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return math.fsum(xs) / len(xs)
+
+
+__all__ = ["BASELINE", "Evaluation", "TaskSpec", "WORST", "baseline", "default_tasks", "evaluate", "suite"]
