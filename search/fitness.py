@@ -33,7 +33,7 @@ def task_score(loss: float, baseline: float) -> float:
         raise ValueError(f"losses must be finite, got loss={loss}, baseline={baseline}")
     if loss <= 0 or baseline <= 0:
         return CLIP if loss < baseline else (-CLIP if loss > baseline else 0.0)
-    return min(CLIP, max(-CLIP, math.log(baseline / loss)))
+    return min(CLIP, max(-CLIP, math.log(baseline) - math.log(loss)))  # no under/overflow of the ratio
 
 
 def combine(scores: Iterable[float]) -> float:

@@ -38,12 +38,16 @@ def get(name: str) -> type[Problem]:
     return getattr(importlib.import_module(f"{__name__}.{module}"), cls)
 
 
-@functools.lru_cache(maxsize=64)
 def build(name: str, scale: float = 1.0) -> Problem:
     """Task ``name`` at ``scale``, built once per process (data loading is the slow part)."""
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale}")
-    return get(name)(float(scale))
+    return _build(name, float(scale))
+
+
+@functools.lru_cache(maxsize=64)
+def _build(name: str, scale: float) -> Problem:
+    return get(name)(scale)
 
 
 __all__ = ["Problem", "build", "get", "names"]
