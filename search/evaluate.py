@@ -107,34 +107,46 @@ def suite(scale: float = 1.0, names: Sequence[str] = DEFAULT_SUITE) -> tuple[Tas
 def evaluate(program: Program, tasks: Sequence[TaskSpec], *, deadline_s: float | None = None) -> Evaluation:
     """Train every task of ``tasks`` with ``program``; score it against ``BASELINE``.
 
-    ``deadline_s``: wall seconds the candidate may take (baselines not counted). Never raises
-    for a bad candidate (module docstring); raises ``KeyError`` for an unknown task name.
+    ``deadline_s``: wall seconds the candidate may take, compiling included (the baselines,
+    computed once per process, are not counted). Never raises for a bad candidate (module
+    docstring); raises ``KeyError`` for an unknown task name.
     """
     tasks = tuple(tasks)
     baselines = [baseline(spec) for spec in tasks]
     wall, cpu = time.perf_counter(), time.process_time()
-    deadline = None if deadline_s is None else wall + deadline_s
-
-    def done(per_task: dict, error: str | None) -> Evaluation:
-        seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
-        if error is not None:
-            return Evaluation(WORST, WORST, per_task, seconds, error, cpu_seconds)
-        fit = combine(r["valid"] for r in per_task.values())
-        test = combine(r["test"] for r in per_task.values())
-        return Evaluation(fit, test, per_task, seconds, None, cpu_seconds)
-
     try:
         optimizer = ProgramStep.of(program)
     except Exception as e:  # a program that does not check or compile
-        return done({}, f"{type(e).__name__}: {e}")
+        return Evaluation(WORST, WORST, {}, time.perf_counter() - wall, f"{type(e).__name__}: {e}", time.process_time() - cpu)
+    return _evaluate(optimizer, tasks, baselines, wall, cpu, deadline_s)
+
+
+def evaluate_optimizer(optimizer: Optimizer, tasks: Sequence[TaskSpec], *, deadline_s: float | None = None) -> Evaluation:
+    """``evaluate`` for anything that can step a flat buffer (``training.Optimizer``), e.g. the
+    hand-written ``training.HandWrittenAdamW`` the benchmark compares compiled programs with."""
+    tasks = tuple(tasks)
+    baselines = [baseline(spec) for spec in tasks]
+    return _evaluate(optimizer, tasks, baselines, time.perf_counter(), time.process_time(), deadline_s)
+
+
+def _evaluate(optimizer, tasks, baselines, wall: float, cpu: float, deadline_s: float | None) -> Evaluation:
+    deadline = None if deadline_s is None else wall + deadline_s
     per_task: dict = {}
+    error = None
     for spec, base in zip(tasks, baselines):
         result = run(spec, optimizer, deadline=deadline)
         if result.error is not None:
-            per_task[spec.key] = {"error": result.error, "steps": result.steps, "seconds": result.seconds}
-            return done(per_task, result.error)
+            error = result.error
+            per_task[spec.key] = {"error": error, "steps": result.steps, "seconds": result.seconds,
+                                  "cpu_seconds": result.cpu_seconds}
+            break
         per_task[spec.key] = record(result, base, spec)
-    return done(per_task, None)
+    seconds, cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    if error is not None:
+        return Evaluation(WORST, WORST, per_task, seconds, error, cpu_seconds)
+    fit = combine(r["valid"] for r in per_task.values())
+    test = combine(r["test"] for r in per_task.values())
+    return Evaluation(fit, test, per_task, seconds, None, cpu_seconds)
 
 
 def run(spec: TaskSpec, optimizer: Optimizer, *, deadline: float | None = None) -> RunResult:
@@ -171,6 +183,7 @@ def record(result: RunResult, base: RunResult, spec: TaskSpec) -> dict:
             out[f"baseline_{split}_accuracy"] = _mean(base.metrics[split]["accuracy"])
     out["steps"] = result.steps
     out["seconds"] = result.seconds
+    out["cpu_seconds"] = result.cpu_seconds
     return out
 
 
@@ -178,4 +191,6 @@ def _mean(xs: Sequence[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-__all__ = ["BASELINE", "Evaluation", "TaskSpec", "WORST", "baseline", "default_tasks", "evaluate", "suite"]
+__all__ = [
+    "BASELINE", "Evaluation", "TaskSpec", "WORST", "baseline", "default_tasks", "evaluate", "evaluate_optimizer", "suite",
+]

@@ -136,7 +136,10 @@ class RunResult:
     steps: int
     """Steps completed."""
     seconds: float
+    """Wall time of the run."""
     error: str | None = None
+    cpu_seconds: float = 0.0
+    """CPU time of this process during the run."""
 
 
 class Failure(Exception):
@@ -197,7 +200,7 @@ def keep_heap() -> bool:
 
 
 def _train(problem, seeds, optimizer, splits, deadline) -> RunResult:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     run = plan(problem, seeds)
     flat = run.init.clone()
     grad = torch.zeros_like(flat)
@@ -226,10 +229,12 @@ def _train(problem, seeds, optimizer, splits, deadline) -> RunResult:
                     raise Failure(f"non-finite {split} loss for seed {bad[0]}")
                 metrics[split] = values
     except Failure as e:
-        return RunResult({}, t, time.perf_counter() - start, f"{e} (step {t} of {_where(problem)})")
+        error = f"{e} (step {t} of {_where(problem)})"
     except Exception as e:  # a candidate's runtime error is its score, never a crash
-        return RunResult({}, t, time.perf_counter() - start, f"{type(e).__name__}: {e} (step {t} of {_where(problem)})")
-    return RunResult(metrics, t, time.perf_counter() - start)
+        error = f"{type(e).__name__}: {e} (step {t} of {_where(problem)})"
+    else:
+        return RunResult(metrics, t, time.perf_counter() - start, None, time.process_time() - cpu)
+    return RunResult({}, t, time.perf_counter() - start, error, time.process_time() - cpu)
 
 
 def _where(problem: Problem) -> str:
