@@ -275,23 +275,23 @@ _OPS: list[Op] = [
     Op(
         name="addcmul",
         arity=3,
-        math="x + y * z   (torch.addcmul: a fused multiply-add, one rounding where the hardware has FMA, "
-        "as torch.optim's exp_avg_sq.addcmul_(g, g) and g.add(w, alpha=wd) compute it)",
+        math="x + y * z   (a fused multiply-add, one rounding where the hardware has FMA, as torch.optim's "
+        "v.addcmul_(g, g) and g.add(w, alpha=wd) compute it; a host-number factor is passed as alpha)",
         sympy=lambda x, y, z: x + y * z,
-        torch="torch.addcmul({0}, {1}, {2})",
+        torch="_rt.addcmul({0}, {1}, {2})",
         host="({0} + {1} * {2})",
         foreach={
             "LLL": "torch._foreach_addcmul({0}, {1}, {2})",
             "LLS": "torch._foreach_add({0}, {1}, alpha=float({2}))",
             "LSL": "torch._foreach_add({0}, {2}, alpha=float({1}))",
         },
-        inplace="{0}.addcmul_({1}, {2})",
+        inplace="_rt.addcmul_({0}, {1}, {2})",
         foreach_inplace={
             "LLL": "torch._foreach_addcmul_({0}, {1}, {2})",
             "LLS": "torch._foreach_add_({0}, {1}, alpha=float({2}))",
             "LSL": "torch._foreach_add_({0}, {2}, alpha=float({1}))",
         },
-        tensor_args=(0, 1, 2),
+        tensor_args=(0,),
         search=False,
     ),
     # --- unary, elementwise -----------------------------------------------------------------

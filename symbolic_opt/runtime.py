@@ -46,3 +46,23 @@ def clip_by_global_norm(xs: Tensors, c) -> list[torch.Tensor]:
     """x * min(1, c / global_norm(x)) for every tensor of the group."""
     scale = torch.clamp(c / global_norm(xs), max=1.0)
     return [x * scale.to(x.dtype) for x in xs]
+
+
+def addcmul(x, y, z) -> torch.Tensor:
+    """x + y * z in one rounding (op ``addcmul``). A host-number factor goes in as ``alpha``,
+    kept at full precision as torch.optim's ``g.add(w, alpha=wd)`` keeps it, rather than
+    rounded to a bf16 0-d tensor."""
+    if not isinstance(z, torch.Tensor):
+        return torch.add(x, y, alpha=z)
+    if not isinstance(y, torch.Tensor):
+        return torch.add(x, z, alpha=y)
+    return torch.addcmul(x, y, z)
+
+
+def addcmul_(x: torch.Tensor, y, z) -> torch.Tensor:
+    """``addcmul`` overwriting ``x``."""
+    if not isinstance(z, torch.Tensor):
+        return x.add_(y, alpha=z)
+    if not isinstance(y, torch.Tensor):
+        return x.add_(z, alpha=y)
+    return x.addcmul_(y, z)
