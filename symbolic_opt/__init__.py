@@ -12,13 +12,13 @@ from .errors import ProgramError
 from .ir import Const, Program, Statement, Var
 from .kinds import Kind
 from .optimizer import SymbolicOptimizer
-from .optimizers import AdamW, Lion
+from .optimizers import SGD, Adagrad, Adam, AdamW, Lion, RMSprop
 from .parser import parse, parse_file
 from .printer import print_program
 
 __all__ = [
-    "AdamW", "Analysis", "CompiledProgram", "Const", "Kind", "Lion", "Program", "ProgramError",
-    "Statement", "SymbolicOptimizer", "Var", "analyze", "compile_program", "parse", "parse_file",
+    "SGD", "Adagrad", "Adam", "AdamW", "Analysis", "CompiledProgram", "Const", "Kind", "Lion", "Program", "ProgramError",
+    "RMSprop", "Statement", "SymbolicOptimizer", "Var", "analyze", "compile_program", "parse", "parse_file",
     "print_program",
 ]
 __version__ = "0.1.0"

@@ -5,14 +5,16 @@
 
 Per parameter it keeps exactly the program's carried state variables (``analysis.carried``;
 a state variable the program overwrites before reading gets no buffer), and ``step``, a
-float tensor as torch.optim keeps it, when the program reads ``step``. Param groups may override ``lr`` and any
-hyperparameter. Follows torch.optim conventions: closures, ``zero_grad``, ``state_dict``
-round trips, LR schedulers, ``maximize``, parameters without a gradient skipped.
+float tensor as torch.optim keeps it, when the program reads ``step``. Param groups may
+override ``lr`` and any hyperparameter. Follows torch.optim conventions: closures,
+``zero_grad``, ``state_dict`` round trips, LR schedulers, ``maximize``, parameters without a
+gradient skipped (their state untouched).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from itertools import chain
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -28,18 +30,22 @@ class SymbolicOptimizer(Optimizer):
     """Train with a program (see the module docstring).
 
     Args:
-        params: parameters or param groups, as for any torch optimizer.
+        params: parameters, named parameters or param groups, as for any torch optimizer.
         program: a ``Program``, program text, a path to a program file, or a library name.
         lr: the learning rate the program receives as ``lr``.
         backend: ``"foreach"`` (default: one multi-tensor call per statement), ``"eager"``
             (per tensor) or ``"fused"`` (``torch.compile``; compiles once, never on a new lr).
         maximize: ascend instead of descend (the program sees ``-grad``).
         state_dtype: dtype of the state buffers; default each parameter's own dtype
-            (``torch.float32`` keeps bf16 models' state in full precision).
+            (``torch.float32`` keeps bf16 models' state in full precision, through
+            ``state_dict`` round trips too).
         state_keys: names for the state buffers in ``state_dict`` (program variable -> key),
             e.g. ``{"m": "exp_avg"}`` to read and write torch/lion-pytorch checkpoints.
         **hyperparams: values for the program's hyperparameters (defaults from the program).
     """
+
+    count_steps = False
+    """Keep ``state["step"]`` even when the program does not read it (as torch.optim does)."""
 
     def __init__(
         self,
@@ -53,16 +59,24 @@ class SymbolicOptimizer(Optimizer):
         state_keys: Mapping[str, str] | None = None,
         **hyperparams: float,
     ):
-        self.program = resolve_program(program)
-        self.compiled: CompiledProgram = compile_program(self.program, backend)
+        self._setup(resolve_program(program), backend, state_dtype, state_keys)
+        if isinstance(program, str) and program.isidentifier():
+            self.program_label = program  # a library name says more than the function's name
+        defaults = {"lr": lr, "maximize": maximize, **self._check_hyperparams(self.program.defaults, hyperparams)}
+        super().__init__(params, defaults)
+
+    def _setup(self, program: Program, backend: str, state_dtype, state_keys) -> None:
+        self.program = program
+        self.program_label = program.name
+        self.compiled: CompiledProgram = compile_program(program, backend)
         self.backend = backend
         self.state_dtype = state_dtype
         self.state_keys = {s: (state_keys or {}).get(s, s) for s in self.compiled.state}
-        if not 0.0 <= lr:
-            raise ValueError(f"invalid learning rate: {lr}")
-        defaults = {"lr": lr, "maximize": maximize, **self._check_hyperparams(self.program.defaults, hyperparams)}
-        super().__init__(params, defaults)
         self._device_scalars: dict[tuple, dict[str, torch.Tensor]] = {}
+
+    @property
+    def _uses_step(self) -> bool:
+        return self.program.uses_step or self.count_steps
 
     # --- hyperparameters --------------------------------------------------------------------
     def _check_hyperparams(self, defaults: Mapping[str, float], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,10 +84,16 @@ class SymbolicOptimizer(Optimizer):
         if unknown:
             known = ", ".join(defaults) or "none"
             raise TypeError(
-                f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for program {self.program.name!r} "
+                f"unknown hyperparameter(s) {', '.join(sorted(unknown))} for program {self.program_label!r} "
                 f"(its hyperparameters: {known})"
             )
         return {**defaults, **given}
+
+    def add_param_group(self, param_group: dict) -> None:
+        lr = param_group.get("lr", self.defaults.get("lr", 0.0))
+        if not 0.0 <= lr:
+            raise ValueError(f"invalid learning rate: {lr}")
+        super().add_param_group(param_group)
 
     def hyperparameters(self, group: Mapping[str, Any]) -> dict[str, float]:
         """The program's hyperparameter values for a param group (subclasses translate
@@ -92,12 +112,12 @@ class SymbolicOptimizer(Optimizer):
             for position, p in enumerate(group["params"]):
                 if p.grad is None:
                     continue
-                self._check_grad(p, group_index, position)
+                self._check_grad(p, group, group_index, position)
                 state = self.state[p]
                 if not state:
                     self._init_state(p, state)
                 step = None
-                if self.program.uses_step:
+                if self._uses_step:
                     state["step"] += 1
                     step = float(state["step"])
                 buckets[(step, p.device, p.dtype)].append(p)
@@ -115,14 +135,16 @@ class SymbolicOptimizer(Optimizer):
         states = [[self.state[p][self.state_keys[s]] for p in params] for s in self.compiled.state]
         wanted = {k: v for k, v in scalars.items() if k in self.compiled.scalars}
         if self.backend == "fused":
-            wanted = self._as_device_scalars((group_index, device), wanted, device, dtype)
+            wanted = self._as_device_scalars(group_index, wanted, device, dtype)
         self.compiled(params, grads, states, **wanted)
 
-    def _as_device_scalars(self, key, values, device, dtype) -> dict[str, torch.Tensor]:
+    def _as_device_scalars(self, group_index, values, device, dtype) -> dict[str, torch.Tensor]:
         """0-d tensors holding this step's scalars, reused across steps: the compiled graph
-        sees new values in the same tensors, so it never recompiles for a new lr."""
-        cache = self._device_scalars.setdefault(key, {})
+        sees new values in the same tensors, so it never recompiles for a new lr. float32
+        (float64 for float64 parameters) even for bf16 parameters, whose beta2 = 0.999 would
+        round to 0.996."""
         scalar_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+        cache = self._device_scalars.setdefault((group_index, device, scalar_dtype), {})
         for name, value in values.items():
             t = cache.get(name)
             if t is None:
@@ -130,15 +152,17 @@ class SymbolicOptimizer(Optimizer):
             t.fill_(float(value))
         return cache
 
-    def _check_grad(self, p: torch.Tensor, group_index: int, position: int) -> None:
-        where = f"parameter {position} of param group {group_index}"
-        if p.grad.is_sparse:
-            raise RuntimeError(f"SymbolicOptimizer does not support sparse gradients ({where})")
-        if torch.is_complex(p):
-            raise RuntimeError(f"SymbolicOptimizer does not support complex parameters ({where})")
+    def _check_grad(self, p: torch.Tensor, group: Mapping, group_index: int, position: int) -> None:
+        if not (p.grad.is_sparse or torch.is_complex(p) or torch.is_complex(p.grad)):
+            return
+        names = group.get("param_names")
+        where = f"number {position} of param group {group_index}, shape {tuple(p.shape)}, {p.dtype}"
+        where = f"parameter {names[position]!r} ({where})" if names else f"parameter {where}"
+        kind = "sparse gradients" if p.grad.is_sparse else "complex parameters"
+        raise RuntimeError(f"{type(self).__name__} does not support {kind}: {where}")
 
     def _init_state(self, p: torch.Tensor, state: dict) -> None:
-        if self.program.uses_step:
+        if self._uses_step:
             state["step"] = torch.tensor(0.0, dtype=torch.float32)
         dtype = self.state_dtype or p.dtype
         for s in self.compiled.state:
@@ -148,21 +172,32 @@ class SymbolicOptimizer(Optimizer):
                 state[self.state_keys[s]] = torch.zeros((), dtype=dtype, device=p.device)
 
     # --- checkpoints ---------------------------------------------------------------------------
-    def load_state_dict(self, state_dict: dict) -> None:
-        """As torch's, then state buffers back to ``state_dtype`` (torch casts them to the
-        parameter's dtype) and a missing ``step`` set to 0."""
-        super().load_state_dict(state_dict)
+    def __setstate__(self, state: dict) -> None:
+        """Groups from a checkpoint written by another optimizer (lion-pytorch's has no
+        ``maximize``) get this optimizer's defaults for the keys they lack."""
+        super().__setstate__(state)
         for group in self.param_groups:
-            for p in group["params"]:
-                state = self.state.get(p)
-                if not state:
-                    continue
-                if self.program.uses_step:
-                    state.setdefault("step", torch.tensor(0.0, dtype=torch.float32))
-                if self.state_dtype is not None:
-                    for key in self.state_keys.values():
-                        if key in state:
-                            state[key] = state[key].to(self.state_dtype)
+            for key, value in getattr(self, "defaults", {}).items():
+                group.setdefault(key, value)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """As torch's, except that with a ``state_dtype`` the buffers are restored in it from
+        the checkpoint (torch casts them to the parameter's dtype first, which would round fp32
+        state of bf16 parameters), and a missing ``step`` is set to 0."""
+        super().load_state_dict(state_dict)
+        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for saved_id, p in zip(saved_ids, params):
+            state = self.state.get(p)
+            if not state:
+                continue
+            if self._uses_step:
+                state.setdefault("step", torch.tensor(0.0, dtype=torch.float32))
+            saved = state_dict["state"].get(saved_id, {})
+            if self.state_dtype is not None:
+                for key in self.state_keys.values():
+                    if isinstance(saved.get(key), torch.Tensor):
+                        state[key] = saved[key].to(dtype=self.state_dtype, device=p.device, copy=True)
 
     def __repr__(self) -> str:
-        return f"SymbolicOptimizer({self.program.name}, backend={self.backend!r}, groups={len(self.param_groups)})"
+        return f"{type(self).__name__}({self.program_label}, backend={self.backend!r}, groups={len(self.param_groups)})"
