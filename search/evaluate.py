@@ -11,7 +11,9 @@ in one batch (``layers.py``): the ``seeds`` models are scored on the validation 
 ``fitness``, used for selection), the ``test_seeds`` models on the test split (``test_fitness``,
 never used for selection: held-out data AND held-out initialisations/data orders, so
 overfitting the proxy shows as a gap between the two). Scores are normalized per task against
-the baseline (``fitness.py``): ``fitness > 0`` means better than AdamW.
+the baseline (``fitness.py``): ``log(B / L) / log(L0 / B)`` averaged over tasks, where ``L``, ``B``
+and ``L0`` are the candidate's, the baseline's and the untrained models' mean losses, so
+``fitness > 0`` means better than AdamW, 0 as good, -1 no better than not training.
 
 The learning rate the program receives follows ``training.schedule`` (warmup to 1, cosine to
 0), and ``step`` counts 1, 2, ... A bad candidate never raises: exceptions, nan/inf losses,
@@ -30,8 +32,8 @@ from typing import Sequence
 from symbolic_opt.ir import Program
 
 from . import tasks as task_registry
-from .fitness import WORST, combine, task_score
-from .training import Optimizer, ProgramStep, RunResult, train
+from .fitness import WORST, combine, headroom, task_score
+from .training import Optimizer, ProgramStep, RunResult, initial_metrics, train
 
 BASELINE = "adamw_paper"
 """The library program every score is normalized against (``programs/adamw_paper.py``)."""
@@ -157,30 +159,48 @@ def run(spec: TaskSpec, optimizer: Optimizer, *, deadline: float | None = None) 
     return train(problem, seeds, optimizer, splits={"valid": range(n), "test": range(n, len(seeds))}, deadline=deadline)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """``BASELINE``'s run on a task, and the untrained models' mean loss per split (``L0``)."""
+
+    result: RunResult
+    initial: dict[str, float]
+
+
 @functools.lru_cache(maxsize=256)
-def baseline(spec: TaskSpec) -> RunResult:
+def baseline(spec: TaskSpec) -> Baseline:
     """``BASELINE``'s run on ``spec``, once per process. Raises if the baseline itself fails
-    (the task, not a candidate, is broken then)."""
+    or learns nothing (the task, not a candidate, is broken then)."""
     import programs
 
     result = run(spec, ProgramStep.of(programs.load(BASELINE)))
     if result.error is not None:
         raise RuntimeError(f"the baseline program {BASELINE} fails on {spec.key}: {result.error}")
-    return result
+    problem = task_registry.build(spec.name, spec.scale)
+    seeds = spec.seeds + spec.test_seeds
+    n = len(spec.seeds)
+    untrained = initial_metrics(problem, seeds, {"valid": range(n), "test": range(n, len(seeds))})
+    initial = {split: _mean(m["loss"]) for split, m in untrained.items()}
+    for split, l0 in initial.items():
+        if not headroom(l0, _mean(result.metrics[split]["loss"])) > 0:
+            raise RuntimeError(f"the baseline program {BASELINE} does not learn {spec.key} ({split} loss {l0:.4g} untrained)")
+    return Baseline(result, initial)
 
 
-def record(result: RunResult, base: RunResult, spec: TaskSpec) -> dict:
+def record(result: RunResult, base: Baseline, spec: TaskSpec) -> dict:
     """One task's entry in ``Evaluation.per_task`` (JSON-friendly)."""
     out: dict = {}
     for split in ("valid", "test"):
-        loss, base_loss = _mean(result.metrics[split]["loss"]), _mean(base.metrics[split]["loss"])
-        out[split] = task_score(loss, base_loss)
+        ours, theirs = result.metrics[split], base.result.metrics[split]
+        loss, base_loss = _mean(ours["loss"]), _mean(theirs["loss"])
+        out[split] = task_score(loss, base_loss, base.initial[split])
         out[f"{split}_loss"] = loss
         out[f"baseline_{split}_loss"] = base_loss
-        out[f"{split}_losses"] = result.metrics[split]["loss"]
-        if "accuracy" in result.metrics[split]:
-            out[f"{split}_accuracy"] = _mean(result.metrics[split]["accuracy"])
-            out[f"baseline_{split}_accuracy"] = _mean(base.metrics[split]["accuracy"])
+        out[f"initial_{split}_loss"] = base.initial[split]
+        out[f"{split}_losses"] = ours["loss"]
+        if "accuracy" in ours:
+            out[f"{split}_accuracy"] = _mean(ours["accuracy"])
+            out[f"baseline_{split}_accuracy"] = _mean(theirs["accuracy"])
     out["steps"] = result.steps
     out["seconds"] = result.seconds
     out["cpu_seconds"] = result.cpu_seconds
@@ -192,5 +212,5 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 __all__ = [
-    "BASELINE", "Evaluation", "TaskSpec", "WORST", "baseline", "default_tasks", "evaluate", "evaluate_optimizer", "suite",
+    "BASELINE", "Baseline", "Evaluation", "TaskSpec", "WORST", "baseline", "default_tasks", "evaluate", "evaluate_optimizer", "suite",
 ]

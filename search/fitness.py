@@ -1,18 +1,21 @@
 """Fitness: a candidate's losses, normalized against the AdamW warm start's, as one number.
 
-For each task ``t`` (a task at one scale), ``L_t`` is the candidate's loss on the split, averaged
-over the seeds, and ``B_t`` the same for the baseline program (the paper's AdamW,
-``programs/adamw_paper.py``) on the same task, scale, seeds and data order. The task's score
-is the log-ratio
+For each task ``t`` (a task at one scale, on one split), let ``L`` be the candidate's final loss
+averaged over the seeds, ``B`` the same for the baseline program (the paper's AdamW,
+``programs/adamw_paper.py``) trained from the same initialisations in the same data order, and
+``L0`` the loss of those untrained initialisations. The task's score is
 
-    score_t = log(B_t / L_t)          (clipped to [-CLIP, CLIP])
+    score_t = log(B / L) / log(L0 / B)          (clipped to [-CLIP, CLIP])
 
-so 0 means "as good as AdamW", > 0 "better" (0.1 ~ 10% lower loss), and tasks whose losses
-live on different scales (nats per character, squared error) count alike. The fitness is the
-mean over tasks: ``fitness > 0`` means the candidate beats AdamW on the suite on average.
-Any failure (an exception, a nan or inf loss, divergence, running past the deadline) scores
-``WORST``, which is finite (SQLite, JSON and sorting stay simple) and below every score a
-finished evaluation can get (``-CLIP``).
+the candidate's gain in log-loss over AdamW, in units of AdamW's own gain over no training.
+So 0 is "as good as AdamW", -1 "learned nothing", > 0 "better"; 0.1 means the candidate went
+10% further (in log-loss) than AdamW did. Dividing by AdamW's headroom ``log(L0 / B)`` puts
+tasks on one scale: a language model's loss moves little in log terms (4.9 -> 2.9 nats) while
+a regression's moves a lot, and plain log-ratios would let the regressions decide. The
+fitness is the mean of the tasks' scores: ``fitness > 0`` means the candidate beats AdamW on
+the suite. Any failure (an exception, a nan or inf loss, divergence, running past the
+deadline) scores ``WORST``: finite (SQLite, JSON and sorting stay simple) and below every
+score a finished evaluation can get (``-CLIP``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,23 @@ CLIP = 100.0
 """Bound on a task's score, so a loss of (almost) 0 or a huge loss stays finite."""
 
 
-def task_score(loss: float, baseline: float) -> float:
-    """``log(baseline / loss)`` clipped to ``[-CLIP, CLIP]``; ``loss`` and ``baseline`` are mean losses."""
-    if not (math.isfinite(loss) and math.isfinite(baseline)):
-        raise ValueError(f"losses must be finite, got loss={loss}, baseline={baseline}")
-    if loss <= 0 or baseline <= 0:
-        return CLIP if loss < baseline else (-CLIP if loss > baseline else 0.0)
-    return min(CLIP, max(-CLIP, math.log(baseline) - math.log(loss)))  # no under/overflow of the ratio
+def headroom(initial: float, baseline: float) -> float:
+    """``log(L0 / B)``: how far the baseline got from the untrained loss (must be > 0)."""
+    if not (initial > 0 and baseline > 0 and math.isfinite(initial) and math.isfinite(baseline)):
+        raise ValueError(f"losses must be positive and finite, got initial={initial}, baseline={baseline}")
+    return math.log(initial) - math.log(baseline)
+
+
+def task_score(loss: float, baseline: float, initial: float) -> float:
+    """``log(B / L) / log(L0 / B)`` clipped to ``[-CLIP, CLIP]`` (module docstring); mean losses."""
+    room = headroom(initial, baseline)
+    if not room > 0:
+        raise ValueError(f"the baseline did not learn (initial loss {initial:.4g}, baseline {baseline:.4g})")
+    if not math.isfinite(loss):
+        raise ValueError(f"loss must be finite, got {loss}")
+    if loss <= 0:
+        return CLIP
+    return min(CLIP, max(-CLIP, (math.log(baseline) - math.log(loss)) / room))
 
 
 def combine(scores: Iterable[float]) -> float:

@@ -237,6 +237,16 @@ def _train(problem, seeds, optimizer, splits, deadline) -> RunResult:
     return RunResult({}, t, time.perf_counter() - start, error, time.process_time() - cpu)
 
 
+def initial_metrics(problem: Problem, seeds: Sequence[int], splits: dict[str, Sequence[int]]) -> dict[str, dict[str, list[float]]]:
+    """The untrained models' metrics (``RunResult.metrics`` form): what "no training" scores."""
+    views = problem.layout.views(plan(problem, tuple(seeds)).init)
+    with torch.no_grad(), cpu_settings():
+        return {
+            split: {k: v.tolist() for k, v in problem.metrics({n: t[list(rows)] for n, t in views.items()}, split).items()}
+            for split, rows in splits.items()
+        }
+
+
 def _where(problem: Problem) -> str:
     return problem.name if problem.scale == 1 else f"{problem.name}@{problem.scale:g}"
 

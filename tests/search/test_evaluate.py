@@ -140,11 +140,23 @@ def test_per_tensor_reductions_see_each_parameter_tensor():
     assert evaluate(lamb_like, [TaskSpec("teacher_student")]).error is None
 
 
-def test_scores_are_log_ratios_and_worst_is_below_all():
-    assert task_score(1.0, 1.0) == 0.0
-    assert task_score(0.5, 1.0) == pytest.approx(math.log(2))
-    assert task_score(1e-300, 1e300) == CLIP and task_score(1e300, 1e-300) == -CLIP
+def test_scores_are_log_ratios_in_units_of_the_baselines_gain():
+    # baseline went from 4.0 to 1.0 (log gain log 4); half the loss again is half that gain
+    assert task_score(1.0, baseline=1.0, initial=4.0) == 0.0
+    assert task_score(0.5, baseline=1.0, initial=4.0) == pytest.approx(0.5)
+    assert task_score(4.0, baseline=1.0, initial=4.0) == pytest.approx(-1.0)  # learned nothing
+    assert task_score(1e-300, 0.5, 1.0) == CLIP and task_score(1e300, 0.5, 1.0) == -CLIP
+    with pytest.raises(ValueError, match="did not learn"):
+        task_score(1.0, baseline=2.0, initial=1.0)
     assert WORST < -CLIP
+
+
+def test_untrained_models_score_about_minus_one():
+    nothing = program("update = g * 0.0")
+    result = evaluate(nothing, QUICK)
+    for record in result.per_task.values():
+        assert record["valid_loss"] == pytest.approx(record["initial_valid_loss"], rel=1e-6)
+        assert record["valid"] == pytest.approx(-1.0, abs=1e-5)
 
 
 def test_specs_and_results_are_frozen_and_picklable():
