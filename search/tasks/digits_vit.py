@@ -1,7 +1,7 @@
 """``digits_vit``: a tiny vision transformer classifying the 8x8 digits.
 
-Model: the image is cut into 16 patches of 2x2 pixels (tokens of 4 values);
-``x = patches W_in + b_in + pos`` (``pos`` a learned ``[16, d]`` position embedding), then
+Model: the image is cut into 4 patches of 4x4 pixels (tokens of 16 values);
+``x = patches W_in + b_in + pos`` (``pos`` a learned ``[4, d]`` position embedding), then
 ``depth`` pre-norm transformer blocks without a mask (``layers.block``: self-attention and a
 ReLU MLP, each added to the residual stream), ``z = mean_tokens rms(x)``,
 ``logits = z W_out + b_out``. Loss: mean softmax cross-entropy; metrics: validation/test
@@ -22,7 +22,7 @@ from ..flat import Layout, Param
 from . import digits
 from .base import Problem, extra_depth, scaled
 
-PATCH = 2
+PATCH = 4  # 2x2 patches (16 tokens) learn far less in 200 steps and cost 1.5x as much
 TOKENS = (8 // PATCH) ** 2
 
 
