@@ -4,7 +4,6 @@ reason, held-out test scores, and the ways a program is applied to the flat buff
 from __future__ import annotations
 
 import dataclasses
-import math
 import pickle
 
 import pytest
