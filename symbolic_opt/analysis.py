@@ -21,6 +21,8 @@
 from __future__ import annotations
 
 import hashlib
+import keyword
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Mapping
@@ -182,6 +184,12 @@ def _resolve(program: Program) -> tuple[tuple[tuple[Ref, ...], ...], tuple[Ref, 
     if len(set(params)) != len(params):
         raise ProgramError(f"duplicate argument names in {params}")
     hyper_names = [h for h, _ in program.hyperparams]
+    for name in (*params, *hyper_names):
+        if not _is_name(name):
+            raise ProgramError(f"argument {name!r} is not a valid variable name")
+    for name, value in program.hyperparams:
+        if not (isinstance(value, (int, float)) and math.isfinite(value)):
+            raise ProgramError(f"hyperparameter {name!r} has default {value!r}; defaults must be finite numbers")
     if len(set(hyper_names) | set(params)) != len(hyper_names) + len(params):
         raise ProgramError("a hyperparameter has the name of another argument")
     for required in ("w", "g", "lr"):
@@ -210,12 +218,14 @@ def _resolve(program: Program) -> tuple[tuple[tuple[Ref, ...], ...], tuple[Ref, 
                     raise _error(program, i, f"variable {a.name!r} is used before it is assigned")
                 refs.append(env[a.name])
             elif isinstance(a, Const):
+                if not math.isfinite(a.value):
+                    raise _error(program, i, f"constant {a.value!r} is not a finite number")
                 refs.append(Ref("const", a.value))
             else:
                 raise _error(program, i, f"argument {a!r} is neither a variable nor a constant")
         if stmt.target in read_only:
             raise _error(program, i, f"cannot assign to read-only {stmt.target!r}")
-        if not stmt.target.isidentifier():
+        if not _is_name(stmt.target):
             raise _error(program, i, f"{stmt.target!r} is not a valid variable name")
         resolved.append(tuple(refs))
         env[stmt.target] = Ref("stmt", i)
@@ -230,6 +240,11 @@ def _resolve(program: Program) -> tuple[tuple[tuple[Ref, ...], ...], tuple[Ref, 
             raise ProgramError(f"return names {name!r}, which is never assigned")
         outputs.append(env[name])
     return tuple(resolved), tuple(outputs)
+
+
+def _is_name(name: object) -> bool:
+    """A Python identifier that is not a keyword (``lambda`` is an identifier to ``isidentifier``)."""
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
 def _infer_kinds(program: Program, args, outputs) -> tuple[tuple[Kind, ...], dict[str, Kind]]:

@@ -69,7 +69,12 @@ _UNSUPPORTED = {
     ast.Dict: "dicts are not allowed in a program",
     ast.Set: "sets are not allowed in a program",
     ast.JoinedStr: "f-strings are not allowed in a program",
+    ast.Match: "'match' is not allowed: use where(c, x, y) for an elementwise choice",
+    ast.TryStar: "'try' is not allowed in a program",
+    ast.AsyncWith: "'with' is not allowed in a program",
 }
+if hasattr(ast, "TypeAlias"):  # Python 3.12
+    _UNSUPPORTED[ast.TypeAlias] = "'type' aliases are not allowed in a program"
 
 
 def parse(text: str, *, name: str | None = None) -> Program:
@@ -94,7 +99,8 @@ def parse_file(path: str | Path) -> Program:
 
 class _Parser:
     def __init__(self, text: str, label: str | None):
-        self.text = text if isinstance(text, str) else None
+        self.given = text
+        self.text = text.removeprefix("\ufeff") if isinstance(text, str) else None  # a BOM is not content
         self.label = label
         self.body: list[Statement] = []
         self.bound: set[str] = set()
@@ -106,17 +112,32 @@ class _Parser:
         line = getattr(node, "lineno", None)
         col = getattr(node, "col_offset", None)
         prefix = f"{self.label}: " if self.label else ""
-        return ProgramError(prefix + reason, line, None if col is None else col + 1, self.text)
+        return ProgramError(prefix + reason, line, self._column(line, col), self.text)
+
+    def _column(self, line: int | None, byte_offset: int | None) -> int | None:
+        """The 1-based column, in characters, of ``ast``'s 0-based UTF-8 byte offset."""
+        if line is None or byte_offset is None:
+            return None
+        lines = self.text.splitlines()
+        if not 0 < line <= len(lines):
+            return byte_offset + 1
+        head = lines[line - 1].encode("utf-8", "surrogatepass")[:byte_offset]
+        return len(head.decode("utf-8", "replace")) + 1
 
     # --- top level ----------------------------------------------------------------------
     def program(self) -> Program:
         if not isinstance(self.text, str):
-            raise ProgramError(f"a program is text, got {type(self.text).__name__}")
+            raise ProgramError(f"a program is text (str), got {type(self.given).__name__}")
         try:
             tree = ast.parse(self.text, mode="exec")
         except SyntaxError as exc:
-            raise ProgramError(f"not valid syntax: {exc.msg}", exc.lineno, exc.offset, self.text) from None
-        except (ValueError, MemoryError, RecursionError) as exc:
+            # SyntaxError's offset is 1-based, in characters; 0 or None when it has none
+            col = exc.offset if exc.offset and exc.offset > 0 else None
+            label = f"{self.label}: " if self.label else ""
+            raise ProgramError(f"{label}not valid syntax: {exc.msg}", exc.lineno, col, self.text) from None
+        except (RecursionError, MemoryError):
+            raise ProgramError("the program is nested too deeply to read") from None
+        except ValueError as exc:  # null bytes (before Python 3.12), unencodable surrogates
             raise ProgramError(f"cannot read the program text: {exc}") from None
         try:
             return self._module(tree)
@@ -331,11 +352,13 @@ class _Parser:
             shown = ast.unparse(node)
             kind = type(inner.value).__name__ if isinstance(inner, ast.Constant) else "expression"
             raise self.error(f"{what} must be a number, got {kind} {shown}", node)
-        value = sign * float(inner.value)
         try:
+            value = sign * float(inner.value)
             format_number(value)
-        except ValueError:
-            raise self.error(f"{what} {ast.unparse(node)} is not a finite number", node) from None
+        except (ValueError, OverflowError):  # 1e999 is inf; 10 ** 400 written out overflows float()
+            shown = ast.unparse(node)
+            shown = shown if len(shown) <= 40 else shown[:20] + "..." + shown[-10:]
+            raise self.error(f"{what} {shown} is not a finite number", node) from None
         return value
 
     def _fresh(self) -> str:
