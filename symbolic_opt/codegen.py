@@ -37,7 +37,10 @@ from .kinds import Kind
 from .lowering import W, Coef, Plan, Term
 
 BACKENDS = ("eager", "foreach", "fused")
-_RESERVED = {"torch", "np", "_rt", "math", "zip", "range", "list", "float", "abs", "step", "lr"}
+_GLOBALS = frozenset({"torch", "np", "_rt", "math", "zip", "range", "list", "float", "abs", "len"})
+"""Names generated code reads from its namespace or the builtins (the op table's templates
+included). No local may take them: a hyperparameter called ``torch`` must not hide the module."""
+_FIXED = frozenset({"w", "g", "w_list", "g_list", "lr", "step"})
 
 
 def literal(value: float) -> str:
@@ -65,6 +68,9 @@ class Generated:
     function_name: str
     state: tuple[str, ...]
     scalars: tuple[str, ...]
+    graph_function: str | None = None
+    """The function ``torch.compile`` should compile (fused backend): ``function_name`` itself,
+    or a function it calls after copying, outside the graph, the values it must keep."""
 
 
 def generate(plan: Plan, backend: str, function_name: str = "step") -> Generated:
@@ -84,15 +90,72 @@ class _Emitter:
         self.host_scalars = backend != "fused"
         self.lines: list[str] = []
         self.indent = 1
-        self.used_names: set[str] = set(_RESERVED)
+        self.used_names: set[str] = set(_GLOBALS | _FIXED)
         self.folded: dict[Ref, float] = {}
         self.names: dict[Ref, str] = {}
         self.carried = self.a.carried
         self.scalars = ("lr",) + (("step",) if self.program.uses_step else ()) + tuple(
             h for h, _ in self.program.hyperparams
         )
+        self._name_program_variables()
 
     # --- names ----------------------------------------------------------------------------
+    def _name_program_variables(self) -> None:
+        """Identifiers for the program's own names in generated code.
+
+        Program names are any identifiers, generated code has names of its own (``torch``,
+        ``w_list``, a state's ``m_list``...), and Python scopes are flat: a state variable
+        ``m_list`` beside a state ``m`` would overwrite ``m``'s list in a loop. So every
+        program name gets an identifier no other name has: its own where free, else a fresh
+        one. Scalars are keyword arguments named as in the program (callers pass
+        ``beta1=...``); one whose name is taken (a hyperparameter ``torch`` or ``g_list``)
+        arrives through ``**kwargs`` and is bound to a fresh local first thing.
+        """
+        self.scalar_code: dict[str, str] = {}
+        taken = [name for name in self.scalars if name not in ("lr", "step") and name in self.used_names]
+        for name in self.scalars:
+            if name not in taken:
+                self.used_names.add(name)
+                self.scalar_code[name] = name
+        for name in taken:
+            self.scalar_code[name] = self.fresh(f"{name}_")
+        self.kwargs_name = self.fresh("_kwargs") if taken else None
+        self.state_code: dict[str, str] = {s: self.fresh_pair(s) for s in self.carried}
+
+    def signature(self, positional: list[str]) -> str:
+        """``def step(w_list, g_list, m_list, *, lr, beta1, ...):`` (module docstring)."""
+        keyword = [s for s in self.scalars if self.scalar_code[s] == s]
+        if self.kwargs_name:
+            # positional-only, so that a scalar called `g_list` lands in **kwargs
+            return f"def {self.function_name}({', '.join(positional)}, /, *, {', '.join(keyword)}, **{self.kwargs_name}):"
+        return f"def {self.function_name}({', '.join(positional)}, *, {', '.join(keyword)}):"
+
+    def bind_renamed_scalars(self) -> list[str]:
+        """The first lines of the body: scalars that arrived through ``**kwargs``."""
+        return [
+            f"    {code} = {self.kwargs_name}[{name!r}]"
+            for name, code in self.scalar_code.items()
+            if code != name
+        ]
+
+    def bind_input_names(self) -> None:
+        for name, code in self.scalar_code.items():
+            self.names[Ref("input" if name in ("lr", "step") else "hyper", name)] = code
+        self.names[W] = "w"
+        self.names[Ref("input", "g")] = "g"
+        for s in self.carried:
+            self.names[Ref("state", s)] = self.state_code[s]
+
+    def fresh_pair(self, base: str) -> str:
+        """A fresh name ``x`` whose ``x_list`` is free too (a loop variable and its list)."""
+        base = base if base.isidentifier() else "v"
+        name, k = base, 0
+        while name in self.used_names or f"{name}_list" in self.used_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.used_names.update((name, f"{name}_list"))
+        return name
+
     def fresh(self, base: str) -> str:
         base = base if base.isidentifier() else "v"
         name, k = base, 0
@@ -164,8 +227,8 @@ class _Emitter:
         if self.host_scalars:
             self.emit("with np.errstate(all='ignore'):  # scalars follow IEEE: inf and nan, never an exception")
             self.indent += 1
-            for name in self.scalars:
-                self.emit(f"{name} = np.float64({name})")
+            for code in self.scalar_code.values():
+                self.emit(f"{code} = np.float64({code})")
         for i in pending:
             refs = self.a.args[i]
             op = ops.OPS[self.program.body[i].op]
@@ -279,14 +342,19 @@ class _Emitter:
         op = ops.OPS[self.program.body[i].op]
         refs = self.a.args[i]
         positions = []
-        for pos in (0, 1):
+        for pos in op.overwrites:
             if pos >= len(refs) or self.a.kind(refs[pos]) is not Kind.TENSOR:
                 continue
-            if pos == 1 and not (op.commutative or op.mirror):
+            if pos == 1 and not (op.commutative or (op.mirror and self.can_mirror(refs))):
                 continue
             if self.inplace_template(op, self.reorder(op, pos, [str(p) for p in range(len(refs))], refs)[1]):
                 positions.append(pos)
         return positions
+
+    def can_mirror(self, refs: tuple[Ref, ...]) -> bool:
+        """Whether the op table's mirror text (``1 - {2}``) can be written for these arguments:
+        it is arithmetic on one value, so on a number, a 0-d tensor or a tensor, not a list."""
+        return True
 
     def reorder(self, op: ops.Op, pos: int, args: list[str], refs: list[Ref]) -> tuple[list[str], list[Ref]]:
         """Arguments reordered so that position ``pos`` comes first (swap or mirror)."""
@@ -335,40 +403,53 @@ class _LoopEmitter(_Emitter):
 
     def generate(self) -> Generated:
         a, plan = self.a, self.plan
-        for name in ("w", "g", *self.carried):
-            self.used_names.add(name)
-            self.used_names.add(f"{name}_list")
-        self.used_names.update(self.scalars)
-        for name in self.scalars:
-            self.names[Ref("hyper" if name not in ("lr", "step") else "input", name)] = name
-        self.names[W] = "w"
-        self.names[Ref("input", "g")] = "g"
-        for s in self.carried:
-            self.names[Ref("state", s)] = s
+        self.bind_input_names()
         self.plan_buffers()
         self.emit_host()
         self.list_names: dict[Ref, str] = {W: "w_list", Ref("input", "g"): "g_list"}
         for s in self.carried:
-            self.list_names[Ref("state", s)] = f"{s}_list"
+            self.list_names[Ref("state", s)] = f"{self.state_code[s]}_list"
+        self.clone_lists: list[tuple[str, str]] = []  # (copy, original)
         for src in sorted(self.clone_sources, key=str):
-            base = src.key if src.source == "state" else "w"
-            name = self.fresh(f"{base}_old")
-            self.emit(f"{name}_list = [t.clone() for t in {self.list_names[src]}]  # read after it is overwritten")
+            base = self.state_code[src.key] if src.source == "state" else "w"
+            name = self.fresh_pair(f"{base}_old")
+            self.clone_lists.append((f"{name}_list", self.list_names[src]))
             self.list_names[src] = f"{name}_list"
-            self.used_names.add(f"{name}_list")
         produced_in: dict[Ref, int] = {}
         for level in plan.levels():
             self._emit_barrier(level)
             self._emit_loop(level, produced_in)
-        return Generated(self._source(), self.function_name, self.carried, self.scalars)
+        self.graph_function = None
+        source = self._source()
+        return Generated(source, self.function_name, self.carried, self.scalars, self.graph_function)
 
     def _source(self) -> str:
-        state_lists = "".join(f", {s}_list" for s in self.carried)
-        scalars = ", ".join(self.scalars)
-        head = f"def {self.function_name}(w_list, g_list{state_lists}, *, {scalars}):"
+        positional = ["w_list", "g_list"] + [f"{self.state_code[s]}_list" for s in self.carried]
         doc = f'    """{self.backend} step of {self.program.name}: updates w_list and the state lists in place."""'
-        body = self.lines or ["    pass"]
-        return "\n".join([head, doc, *body]) + "\n"
+        clones = [
+            f"    {copy} = [t.clone() for t in {original}]  # read after it is overwritten"
+            for copy, original in self.clone_lists
+        ]
+        if self.backend != "fused":
+            body = clones + self.bind_renamed_scalars() + self.lines or ["    pass"]
+            return "\n".join([self.signature(positional), doc, *body]) + "\n"
+        # The fused step is a plain function around the graph torch.compile compiles, doing
+        # there what torch.compile (2.13, CPU) gets wrong: it drops a clone of an input that the
+        # graph writes afterwards and reads the new value instead (pytorch/pytorch#197829,
+        # #198131), and it drops writes to a 0-d float64 input (the buffers are passed as
+        # 1-element views instead).
+        outer = self.function_name
+        self.function_name = self.graph_function = f"{outer}_graph"
+        graph_args = positional + [c for c, _ in self.clone_lists]
+        inner = "\n".join([self.signature(graph_args), doc, *self.bind_renamed_scalars(), *(self.lines or ["    pass"])])
+        self.function_name = outer
+        written = [p for p in positional if p != "g_list"]
+        prepare = [f"    {p} = _rt.writable({p})" for p in written]
+        passed = [f"{s}={s}" for s in self.scalars if self.scalar_code[s] == s]
+        passed += [f"**{self.kwargs_name}"] if self.kwargs_name else []
+        call = f"    {self.graph_function}({', '.join(graph_args + passed)})"
+        outer_doc = f'    """fused step of {self.program.name}: prepares the buffers, then runs the compiled graph."""'
+        return inner + "\n\n\n" + "\n".join([self.signature(positional), outer_doc, *prepare, *clones, call]) + "\n"
 
     def _emit_barrier(self, level: int) -> None:
         for i in self.plan.device:
@@ -376,17 +457,17 @@ class _LoopEmitter(_Emitter):
                 continue
             op = ops.OPS[self.program.body[i].op]
             refs = list(self.a.args[i])
-            name = self.fresh(self.target(i))
+            per_parameter = self.a.kinds[i].per_parameter
+            name = (self.fresh_pair if per_parameter else self.fresh)(self.target(i))
             ref = Ref("stmt", i)
             if op.group:
                 args = [self.list_names[r] if self.a.kind(r).per_parameter else self.ref_text(r) for r in refs]
                 expr = op.group.format(*args)
             else:
                 expr = self.torch_expr(op, [self.ref_text(r) for r in refs], refs, like=None)
-            if self.a.kinds[i].per_parameter:
+            if per_parameter:
                 self.emit(f"{name}_list = {expr}  # {self.comment(i)}")
                 self.list_names[ref] = f"{name}_list"
-                self.used_names.add(f"{name}_list")
                 self.names[ref] = name
             else:
                 self.emit(f"{name} = {expr}  # {self.comment(i)}")
@@ -406,7 +487,7 @@ class _LoopEmitter(_Emitter):
             reads += [r for r in plan.end_reads if a.kind(r).per_parameter]
         zipped: dict[str, str] = {"w": "w_list", "g": "g_list"}
         for s in self.carried:
-            zipped[s] = f"{s}_list"
+            zipped[self.state_code[s]] = f"{self.state_code[s]}_list"
         for r in reads:
             if r.source == "stmt" and (r.key in self.in_state or produced_in.get(r) == level):
                 continue
@@ -422,10 +503,9 @@ class _LoopEmitter(_Emitter):
         exported = [Ref("stmt", i) for i in body if i not in self.in_state and self._read_outside(i, level)]
         list_inits = {}
         for ref in exported:
-            name = self.fresh(self.target(ref.key))
+            name = self.fresh_pair(self.target(ref.key))
             self.names[ref] = name
             list_inits[ref] = f"{name}_list"
-            self.used_names.add(f"{name}_list")
             self.emit(f"{name}_list = []")
         self.emit(f"for {', '.join(zipped)} in zip({', '.join(zipped.values())}):")
         self.indent += 1
@@ -461,13 +541,14 @@ class _LoopEmitter(_Emitter):
             pos, how = self.inplace[i]
             args, refs = self.reorder(op, pos, args, refs)
             if how == "state":
-                args[0] = self.in_state[i]
+                args[0] = self.state_code[self.in_state[i]]
             target = args[0]
             expr = op.inplace.format(*self.wrap_numbers(op, args, refs, like=target, start=1, template=op.inplace))
             if how == "state":
+                code = self.state_code[self.in_state[i]]
                 self.emit(f"{expr}  # {self.comment(i)}  (in {self.in_state[i]}'s buffer)")
-                self.names[ref] = self.in_state[i]
-                self.list_names[ref] = f"{self.in_state[i]}_list"
+                self.names[ref] = code
+                self.list_names[ref] = f"{code}_list"
             else:
                 name = self.names.get(ref) if ref in exported else None
                 if name is None:
@@ -519,10 +600,11 @@ class _LoopEmitter(_Emitter):
             if out == Ref("state", s) or (out.source == "stmt" and self.in_state.get(out.key) == s):
                 continue
             value = self.ref_text(out)
+            buffer = self.state_code[s]
             if self.is_number(out):
-                self.emit(f"{s}.fill_({value})")
+                self.emit(f"{buffer}.fill_({value})")
             else:
-                self.emit(f"{s}.copy_({value})")
+                self.emit(f"{buffer}.copy_({value})")
 
 
 class _ForeachEmitter(_Emitter):
@@ -534,30 +616,27 @@ class _ForeachEmitter(_Emitter):
     def inplace_template(self, op: ops.Op, refs: list[Ref]) -> str | None:
         return op.foreach_inplace.get(self.sig(refs))
 
+    def can_mirror(self, refs: tuple[Ref, ...]) -> bool:
+        # interp(x, y, a) -> y.lerp_(x, 1 - a) needs `1 - a` of a list when a is per tensor
+        return not any(self.a.kind(r).per_parameter for r in refs[2:])
+
     def generate(self) -> Generated:
         a = self.a
-        for name in ("w", "g", *self.carried, *self.scalars):
-            self.used_names.add(name)
-        for name in self.scalars:
-            self.names[Ref("hyper" if name not in ("lr", "step") else "input", name)] = name
-        self.names[W] = "w"
-        self.names[Ref("input", "g")] = "g"
-        for s in self.carried:
-            self.names[Ref("state", s)] = s
+        self.bind_input_names()
         self.plan_buffers()
         self.emit_host()
         for src in sorted(self.clone_sources, key=str):
-            name = self.fresh(f"{src.key}_old")
+            name = self.fresh(f"{self.names[src]}_old")
             self.emit(f"{name} = [t.clone() for t in {self.names[src]}]  # read after it is overwritten")
             self.names[src] = name
         for i in self.plan.device:
             self._emit_statement(i)
         self._emit_application()
         self._emit_writeback()
-        state = "".join(f", {s}" for s in self.carried)
-        head = f"def {self.function_name}(w, g{state}, *, {', '.join(self.scalars)}):"
+        head = self.signature(["w", "g"] + [self.state_code[s] for s in self.carried])
         doc = f'    """foreach step of {self.program.name}: w, g and the state are lists of tensors; updates them in place."""'
-        return Generated("\n".join([head, doc, *self.lines]) + "\n", self.function_name, self.carried, self.scalars)
+        body = self.bind_renamed_scalars() + self.lines
+        return Generated("\n".join([head, doc, *body]) + "\n", self.function_name, self.carried, self.scalars)
 
     def _emit_statement(self, i: int) -> None:
         op = ops.OPS[self.program.body[i].op]
@@ -568,7 +647,7 @@ class _ForeachEmitter(_Emitter):
             pos, how = self.inplace[i]
             args, refs = self.reorder(op, pos, args, refs)
             if how == "state":
-                args[0] = self.in_state[i]
+                args[0] = self.state_code[self.in_state[i]]
             template = self.inplace_template(op, refs)
             self.emit(f"{template.format(*args)}  # {self.comment(i)}")
             self.names[ref] = args[0]
@@ -590,7 +669,7 @@ class _ForeachEmitter(_Emitter):
         loop_vars, iters, inner = [], [], []
         for k, (text, r) in enumerate(zip(args, refs)):
             if self.a.kind(r).per_parameter:
-                var = f"_x{k}"
+                var = self.fresh(f"_x{k}")
                 loop_vars.append(var)
                 iters.append(text)
                 inner.append(var)
@@ -603,7 +682,18 @@ class _ForeachEmitter(_Emitter):
 
     def _emit_application(self) -> None:
         plan = self.plan
-        if plan.decay:
+        per_tensor = [f for c in plan.decay for f in c.factors if self.a.kind(f).per_parameter]
+        if per_tensor:
+            # a factor is a scalar per tensor (u * w with u a tensor_norm): 1 - A per tensor
+            lists = {f: self.names[f] for f in per_tensor}
+            loop = {f: self.fresh("_a") for f in lists}
+            w_ = self.fresh("_w")
+            self.names.update(loop)
+            expr = self.decay_expr()
+            self.names.update(lists)
+            self.emit(f"for {w_}, {', '.join(loop.values())} in zip(w, {', '.join(lists.values())}):")
+            self.emit(f"    {w_}.mul_({expr})")
+        elif plan.decay:
             if self.decay_name:
                 self.emit(f"if {self.decay_name} != 1:")
                 self.emit(f"    torch._foreach_mul_(w, {self.decay_name})")
@@ -635,8 +725,9 @@ class _ForeachEmitter(_Emitter):
                 scaled = f"({value} * {self.coef_text(term.coef)})"
             method = "add_" if term.coef.negate else "sub_"
             if per_param and not tensor:
-                self.emit(f"for _w, _u in zip(w, {scaled}):")
-                self.emit(f"    _w.{method}(_u)")
+                w_, u_ = self.fresh("_w"), self.fresh("_u")
+                self.emit(f"for {w_}, {u_} in zip(w, {scaled}):")
+                self.emit(f"    {w_}.{method}({u_})")
             else:
                 self.emit(f"torch._foreach_{method}(w, {scaled})")
 
@@ -646,14 +737,17 @@ class _ForeachEmitter(_Emitter):
             if out == Ref("state", s) or (out.source == "stmt" and self.in_state.get(out.key) == s):
                 continue
             value = self.ref_text(out)
+            buffers = self.state_code[s]
+            # loop variables are fresh: `value` may be a program variable called `_s`
+            s_, v_ = self.fresh("_s"), self.fresh("_v")
             if self.is_number(out):
-                self.emit(f"for _s in {s}:")
-                self.emit(f"    _s.fill_({value})")
+                self.emit(f"for {s_} in {buffers}:")
+                self.emit(f"    {s_}.fill_({value})")
             elif self.a.kind(out) is Kind.TENSOR:
-                self.emit(f"torch._foreach_copy_({s}, {value})")
+                self.emit(f"torch._foreach_copy_({buffers}, {value})")
             elif self.a.kind(out).per_parameter:
-                self.emit(f"for _s, _v in zip({s}, {value}):")
-                self.emit("    _s.copy_(_v)")
+                self.emit(f"for {s_}, {v_} in zip({buffers}, {value}):")
+                self.emit(f"    {s_}.copy_({v_})")
             else:
-                self.emit(f"for _s in {s}:")
-                self.emit(f"    _s.copy_({value})")
+                self.emit(f"for {s_} in {buffers}:")
+                self.emit(f"    {s_}.copy_({value})")

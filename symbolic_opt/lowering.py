@@ -120,6 +120,9 @@ def plan(analysis: Analysis) -> Plan:
     host, device, level, at_barrier = _schedule(analysis, absorbed)
     end_refs = [t.value for t in terms] + [r for t in terms for r in t.operands]
     end_refs += [analysis.state_out[s] for s in analysis.carried]
+    # coefficients too: a decay or a term scaled by a group reduction (w * global_norm(x))
+    # must wait for the barrier that computes it
+    end_refs += [f for c in decay for f in c.factors] + [f for t in terms for f in t.coef.factors]
     end_level = max([_level_of(r, level) for r in end_refs] + [0])
     loop_levels = [level[i] for i in device if i not in at_barrier]
     end_level = max([end_level] + loop_levels)

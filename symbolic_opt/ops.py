@@ -15,6 +15,9 @@ One ``Op`` entry gives everything the rest of the library needs to know about a 
   tensors, ``S`` a scalar) for the multi-tensor backend; ops without one run per tensor;
 * ``inplace`` / ``foreach_inplace``: the form that overwrites argument 0, which the
   compiler uses when that argument is a buffer nobody reads afterwards;
+* ``overwrites``: the argument positions whose buffer the in-place form may take (1 only
+  through ``mirror`` or ``commutative``); ``interp`` allows only 1, so that every backend
+  computes it in the one rounding its entry states;
 * ``mirror``: the same op with arguments 0 and 1 swapped, when one exists
   (``interp(x, y, a) == interp(y, x, 1 - a)``), so the in-place form can target either;
 * ``sympy``: its symbolic form, for analysis, simplification and export;
@@ -74,6 +77,7 @@ class Op:
     inplace: str | None = None
     foreach_inplace: Mapping[str, str] = field(default_factory=dict)
     mirror: str | None = None
+    overwrites: tuple[int, ...] = (0, 1)
     commutative: bool = False
     infix: str | None = None
     tensor_args: tuple[int, ...] = ()
@@ -246,10 +250,14 @@ _OPS: list[Op] = [
         sympy=lambda x, y, a: (1 - a) * x + a * y,
         torch="torch.lerp({1}, {0}, 1 - {2})",
         host="({1} + (1 - {2}) * ({0} - {1}))",
-        foreach={"LLS": "torch._foreach_lerp({1}, {0}, 1 - {2})", "LLL": "torch._foreach_lerp({0}, {1}, {2})"},
-        inplace="{0}.lerp_({1}, {2})",
-        foreach_inplace={"LLS": "torch._foreach_lerp_({0}, {1}, {2})", "LLL": "torch._foreach_lerp_({0}, {1}, {2})"},
+        foreach={
+            "LLS": "torch._foreach_lerp({1}, {0}, 1 - {2})",
+            "LLL": "torch._foreach_lerp({1}, {0}, torch._foreach_add(torch._foreach_neg({2}), 1.0))",
+        },
+        inplace="{0}.lerp_({1}, {2})",  # reached through the mirror only: y.lerp_(x, 1 - a)
+        foreach_inplace={"LLS": "torch._foreach_lerp_({0}, {1}, {2})"},
         mirror="{1}, {0}, (1 - {2})",
+        overwrites=(1,),
         tensor_args=(0, 1),
     ),
     Op(
@@ -269,7 +277,8 @@ _OPS: list[Op] = [
         sympy=lambda c, x, y: sp.Piecewise((x, c > 0), (y, True)),
         torch="torch.where({0} > 0, {1}, {2})",
         host="np.where({0} > 0, {1}, {2})[()]",
-        tensor_args=(0,),
+        # x as a tensor: torch.where of two numbers is float32 whatever the parameters' dtype
+        tensor_args=(0, 1),
         search=False,
     ),
     Op(
@@ -367,8 +376,10 @@ _OPS: list[Op] = [
         torch="(torch.sign({0}) * torch.abs({0}).pow(1.0 / 3.0))",
         host="np.cbrt({0})",
     ),
-    _unary("sign", "sign(x)   (-1, 0 or 1; sign(0) = 0)", "torch.sign", "np.sign({0})", sp.sign,
-           foreach="sign", inplace="sign"),
+    # torch.sign(nan) is 0 where np.sign(nan) is nan: the host form follows torch, so a sign
+    # folded at compile time or taken of a host scalar equals the one taken on the device
+    _unary("sign", "sign(x)   (-1, 0 or 1; sign(0) = sign(nan) = 0, as torch.sign)", "torch.sign",
+           "np.sign(np.nan_to_num({0}))", sp.sign, foreach="sign", inplace="sign"),
     _unary("reciprocal", "1 / x   (unguarded, as published)", "torch.reciprocal", "(1.0 / {0})",
            lambda x: 1 / x, foreach="reciprocal", inplace="reciprocal"),
     Op(

@@ -43,8 +43,15 @@ def cosine_sim(xs: Tensors, ys: Tensors) -> torch.Tensor:
 
 
 def clip_by_global_norm(xs: Tensors, c) -> list[torch.Tensor]:
-    """x * min(1, c / global_norm(x)) for every tensor of the group."""
-    scale = torch.clamp(c / global_norm(xs), max=1.0)
+    """x * min(1, c / global_norm(x)) for every tensor of the group.
+
+    ``c`` is a number or a 0-d tensor, or, when the program hands it a value per parameter
+    (a per-tensor scalar, or even a tensor: then min is elementwise), a list with one per x.
+    """
+    norm = global_norm(xs)
+    if isinstance(c, (list, tuple)):
+        return [x * torch.clamp(ci / norm, max=1.0).to(x.dtype) for x, ci in zip(xs, c)]
+    scale = torch.clamp(c / norm, max=1.0)
     return [x * scale.to(x.dtype) for x in xs]
 
 
@@ -66,3 +73,12 @@ def addcmul_(x: torch.Tensor, y, z) -> torch.Tensor:
     if not isinstance(y, torch.Tensor):
         return x.add_(z, alpha=y)
     return x.addcmul_(y, z)
+
+
+def writable(tensors: Tensors) -> Tensors:
+    """``tensors`` with each 0-d float64 tensor as a 1-element view of itself, for the fused
+    backend: torch.compile (2.13, CPU) silently drops in-place writes to a 0-d float64 graph
+    input, and keeps writes through a view. Other lists are returned as they are."""
+    if not any(t.dim() == 0 and t.dtype == torch.float64 for t in tensors):
+        return tensors
+    return [t.view(1) if t.dim() == 0 and t.dtype == torch.float64 else t for t in tensors]
