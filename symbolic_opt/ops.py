@@ -249,7 +249,10 @@ _OPS: list[Op] = [
         "torch.optim update a moving average m = interp(g, m, beta): m.lerp_(g, 1 - beta))",
         sympy=lambda x, y, a: (1 - a) * x + a * y,
         torch="torch.lerp({1}, {0}, 1 - {2})",
-        host="({1} + (1 - {2}) * ({0} - {1}))",
+        # torch's lerp(start, end, t): start + t * (end - start) for |t| < 0.5, else
+        # end - (end - start) * (1 - t); the host form computes the same, so a folded or host
+        # interp equals the device's (one formula alone differs at large |x - y|)
+        host="np.where(np.abs(1 - {2}) < 0.5, {1} + (1 - {2}) * ({0} - {1}), {0} - ({0} - {1}) * (1 - (1 - {2})))[()]",
         foreach={
             "LLS": "torch._foreach_lerp({1}, {0}, 1 - {2})",
             "LLL": "torch._foreach_lerp({1}, {0}, torch._foreach_add(torch._foreach_neg({2}), 1.0))",

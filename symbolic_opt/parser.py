@@ -212,6 +212,9 @@ class _Parser:
         for arg, default in zip(a.kwonlyargs, a.kw_defaults):
             if default is None:
                 raise self.error(f"keyword-only argument {arg.arg!r} needs a default value", arg)
+        for arg, _ in hyper_nodes:
+            if arg.arg in INPUTS:
+                raise self.error(f"input {arg.arg!r} cannot have a default value", arg)
         for required in REQUIRED_INPUTS:
             if required not in params:
                 raise self.error(
@@ -253,6 +256,8 @@ class _Parser:
             raise self.error(_unsupported_reason(stmt, "unsupported statement"), stmt)
 
     def _check_target(self, target: ast.expr) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            raise self.error("assign one variable per statement (no 'a, b = ...')", target)
         if not isinstance(target, ast.Name):
             raise self.error(_unsupported_reason(target, "the left side of '=' must be one variable name"), target)
         if target.id in self.read_only:
@@ -307,7 +312,7 @@ class _Parser:
             if name not in ops.OPS:
                 raise self.error(ops.unknown_op_message(name), node.func)
             if node.keywords:
-                raise self.error(f"{name}() takes positional arguments only", node.keywords[0].value)
+                raise self.error(f"{name}() takes positional arguments only", node.keywords[0])
             op = ops.OPS[name]
             if len(node.args) != op.arity:
                 raise self.error(
