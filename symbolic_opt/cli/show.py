@@ -1,44 +1,121 @@
-"""``symopt show PROGRAM``: the program, its analysis, and the code it compiles to."""
+"""``symopt show PROGRAM``: the program, its live part, its real state, its mathematics and
+the torch code it compiles to.
+
+PROGRAM is a library name (``lion``), a program file, program text, or, with ``--run
+RUN_DIR``, the hash (or a unique prefix of it) of a program in that search run's store.
+``load_program`` is shared by every command that takes a program; bad input is a message
+on stderr and exit status 1, never a traceback.
+"""
 
 from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.syntax import Syntax
 
 from ..analysis import analyze
+from ..canonical import canonical_hash
 from ..compiler import compile_program
+from ..dataflow import prune
 from ..errors import ProgramError
+from ..ir import Program
 from ..loading import resolve_program
-from ..printer import print_program
+from ..printer import format_statement, print_program
+from ..symbolic import symbolic
 from . import app
+
+RUN_HELP = "a search run directory: PROGRAM is then a hash (or unique prefix) in its store"
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with ``code``."""
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    console.print("error: ", style="red", end="")
+    console.print(message, markup=False)
+    raise typer.Exit(code)
+
+
+def load_program(spec: str, run: Optional[Path] = None, *, code: int = 1) -> Program:
+    """The program ``spec`` names (module docstring), checked; ``fail`` with a clear message otherwise."""
+    try:
+        program = _from_run(spec, run) if run is not None else resolve_program(spec)
+        analyze(program)
+        return program
+    except ProgramError as exc:
+        hint = ""
+        if run is None and re.fullmatch(r"[0-9a-fA-F]{4,16}", spec.strip()):
+            hint = f"\n(to look {spec!r} up as a hash, name its run: --run RUN_DIR)"
+        fail(f"{exc}{hint}", code)
+    except (TypeError, OSError) as exc:
+        fail(str(exc), code)
+
+
+def _from_run(spec: str, run: Path) -> Program:
+    try:
+        from search.store import RunStore  # the search package is optional for the language
+    except ImportError as exc:
+        raise ProgramError(f"cannot read search runs: the search package is not available ({exc})") from None
+    try:
+        with RunStore(run) as store:
+            return store.program(spec)
+    except FileNotFoundError as exc:
+        raise ProgramError(str(exc)) from None
+    except KeyError as exc:
+        raise ProgramError(exc.args[0] if exc.args else f"no program {spec!r} in {run}") from None
+    except sqlite3.DatabaseError as exc:
+        raise ProgramError(f"cannot read the run store in {run}: {exc}") from None
+
+
+def print_code(console: Console, text: str) -> None:
+    """Python source: highlighted on a terminal, as it is otherwise (pipes, files, tests)."""
+    if console.is_terminal:
+        console.print(Syntax(text, "python", theme="ansi_dark", word_wrap=True))
+    else:
+        console.print(text, markup=False)
 
 
 @app.command()
 def show(
-    program: str = typer.Argument(..., help="a library name, a program file, or program text"),
-    backend: str = typer.Option("foreach", help="which backend's generated code to print: eager, foreach, fused"),
+    program: str = typer.Argument(..., help="a library name, a program file, program text, or a hash with --run"),
+    run: Optional[Path] = typer.Option(None, "--run", help=RUN_HELP),
+    backend: str = typer.Option("foreach", help="whose generated code to print: eager, foreach, fused"),
+    latex: bool = typer.Option(False, "--latex", help="the mathematics as LaTeX instead of sympy's notation"),
 ) -> None:
-    """Print a program, its analysis (kinds, dead code, carried state) and its generated torch code."""
-    console = Console()
+    """Print a program, its live part and real state, its sympy form and its generated torch code."""
+    prog = load_program(program, run)
     try:
-        prog = resolve_program(program)
-        analysis = analyze(prog)
         compiled = compile_program(prog, backend)
-    except (ProgramError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
-        raise typer.Exit(1)
+    except ValueError as exc:
+        fail(str(exc))
+    analysis = analyze(prog)
+    live = prune(prog)
+    console = Console(highlight=False, soft_wrap=True)
     console.rule(f"program {program}")
-    console.print(Syntax(print_program(prog), "python", theme="ansi_dark"))
-    console.rule("analysis")
-    console.print(f"hash            {analysis.hash}")
-    console.print(f"state carried   {', '.join(analysis.carried) or '(none)'}")
-    if analysis.dead_state:
-        console.print(f"state dead      {', '.join(analysis.dead_state)} (written before read: no buffer)")
-    dead = [prog.body[i] for i in analysis.dead_statements]
-    console.print(f"statements      {len(prog.body)} ({len(dead)} dead)")
-    for i, (stmt, kind) in enumerate(zip(prog.body, analysis.kinds)):
-        mark = "dead" if not analysis.live[i] else ""
-        console.print(f"  {stmt.target:>12} : {kind.name:<8} {mark}", highlight=False)
-    console.rule(f"generated code ({backend})")
-    console.print(Syntax(compiled.source, "python", theme="ansi_dark"))
+    print_code(console, print_program(prog))
+    console.print(f"dataflow hash   {analysis.hash}    canonical hash  {canonical_hash(prog)}")
+    console.rule("live part")
+    if live.changed:
+        for stmt in live.statements:
+            console.print(f"  dead: {format_statement(stmt)}   (nothing live reads it)", markup=False)
+        print_code(console, print_program(live.program, doc=False))
+    else:
+        console.print("every statement and state variable is live")
+    console.rule("state")
+    for s in prog.state:
+        kind = analysis.state_kinds[s].describe()
+        if s in analysis.carried:
+            console.print(f"  {s}: carried, a buffer holding {kind}", markup=False)
+        else:
+            console.print(f"  {s}: dead (written before it is read: carries nothing, no buffer)", markup=False)
+    if not prog.state:
+        console.print("  (none)")
+    console.rule("mathematics (primes: next values; epsilon_div: the 1e-8 guard of '/')")
+    form = symbolic(prog)
+    console.print(form.latex() if latex else form.text(), markup=False)
+    console.rule(f"generated torch code ({backend})")
+    print_code(console, compiled.source)
