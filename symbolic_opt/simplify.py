@@ -15,10 +15,11 @@ The paper's three stages (paper-notes section 3):
    it rounds). Where sympy finds no proof, a randomized numeric check of the whole program
    decides, and a rewrite that fails it is not taken. Statements left dead go at once.
 3. **small effect** (optional, ``score``): each statement in turn is dropped (its readers
-   read one of its arguments instead: ``clip(g, lr)`` -> ``g``); a drop that lowers the
-   score by at most ``tolerance`` below the program's score on entering this stage is kept
-   (a drop that helps is kept too), then stages 1 and 2 run again. Not an equivalence:
-   the step records the score with and without.
+   read one of its arguments of the same kind instead: ``clip(g, lr)`` -> ``g``, or
+   ``update + wd`` -> ``update``); a drop that moves the score by at most ``tolerance``
+   from the program's score on entering this stage is kept, then stages 1 and 2 run again.
+   (A drop that changes the score more, for better or worse, changes the optimizer: it is
+   not a simplification.) Not an equivalence: the step records both scores.
 
 The result keeps the original statement order and, where it can, the original names.
 """
@@ -175,8 +176,16 @@ def _try(program: Program, rewrite: Rewrite) -> Step | None:
             return None
         proof = verdict.proof
     title = f"{TITLES.get(rewrite.rule, rewrite.rule)}: {_name(program.body[rewrite.index].target)}"
-    proof = replace(proof, detail=rename_for_display(proof.detail))
+    detail = rename_for_display(proof.detail)
+    if rewrite.exact and proof.grade != "numeric":
+        shown = ", ".join(sorted({repr(_folded(rewrite, k, j)) for k, j in rewrite.exact}))
+        detail += f", with {shown} taken as the exact value it rounds to float64"
+    proof = replace(proof, detail=detail)
     return Step(2, title, tuple(_changes(program, rewrite, pruned)), rewrite.reason, proof, pruned.program)
+
+
+def _folded(rewrite: Rewrite, k: int, j: int) -> float:
+    return rewrite.alias.value if k < 0 else rewrite.statements[k].args[j].value
 
 
 def _chain(program: Program, index: int) -> int:
@@ -255,9 +264,9 @@ def small_effect_steps(program: Program, score: Score, tolerance: float) -> list
                 continue
             tried.add(key)
             value = measured(candidate)
-            if value >= reference - tolerance:
-                why = (f"score {value:.4g} without it, {reference:.4g} on entering this stage "
-                       f"(kept: it costs at most the tolerance {tolerance:g})")
+            if abs(value - reference) <= tolerance:
+                why = (f"score {value:.4f} without it, {reference:.4f} on entering this stage: "
+                       f"a change within the tolerance {tolerance:g}")
                 lines = [f"- {_show(stmt)}", f"  its readers read {rename_for_display(x.name)} instead"]
                 steps.append(Step(3, f"drop {_show(stmt)}", tuple(lines), why, None, candidate))
                 program = candidate
@@ -274,7 +283,7 @@ def simplify(
     *,
     algebra: bool = True,
     score: Score | None = None,
-    tolerance: float = 0.01,
+    tolerance: float = 0.002,
 ) -> Simplification:
     """Simplify ``program`` (module docstring). ``algebra=False`` stops after stage 1;
     ``score`` (higher is better) turns on stage 3."""

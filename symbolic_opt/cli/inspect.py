@@ -51,7 +51,7 @@ def simplify_command(
     algebra: bool = typer.Option(True, "--algebra/--no-algebra", help="stage 2: algebraic rewrites"),
     task: List[str] = typer.Option([], "--task", help="stage 3 on this proxy task (repeat for several)"),
     scale: float = typer.Option(1.0, help="the tasks' scale for stage 3"),
-    tolerance: float = typer.Option(0.01, help="stage 3 keeps a drop that lowers fitness by at most this"),
+    tolerance: float = typer.Option(0.002, help="stage 3 keeps a drop that moves fitness by at most this"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the simplified program"),
 ) -> None:
     """Simplify a program step by step: (1) dead code and dead state, (2) algebra, each step
