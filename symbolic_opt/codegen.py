@@ -35,6 +35,7 @@ from . import ops
 from .analysis import Analysis, Ref
 from .kinds import Kind
 from .lowering import W, Coef, Plan, Term
+from .ops import Rule
 
 BACKENDS = ("eager", "foreach", "fused")
 _GLOBALS = frozenset({"torch", "np", "_rt", "math", "zip", "range", "list", "float", "abs", "len"})
@@ -319,6 +320,8 @@ class _Emitter:
                 ):
                     step = (pos, v)
                     break
+            if step is None and self._writes_out(i, s):
+                step = (OUT, None)
             if step is None:
                 return None
             chain.append((i, step[0]))
@@ -329,6 +332,22 @@ class _Emitter:
                     return None
                 return chain
             cur = step[1]
+
+    def _writes_out(self, i: int, s: str) -> bool:
+        """Whether statement ``i`` may write state ``s``'s next value straight into its buffer
+        with ``out=`` (eager backend), saving the copy at the end: its template is one torch
+        call, and nothing but the write-back reads the value (so no later statement sees it
+        in the buffer's dtype rather than its own). Old values of ``s`` read after ``i`` are
+        checked by the caller."""
+        ref = Ref("stmt", i)
+        return (
+            self.backend == "eager"
+            and _out_template(ops.OPS[self.program.body[i].op]) is not None
+            and self.plan.reads.get(ref, []) == [self.plan.end]
+            and all(t.value != ref and ref not in t.operands and ref not in t.coef.factors for t in self.plan.terms)
+            and not any(ref in c.factors for c in self.plan.decay)
+            and list(self.a.state_out.values()).count(ref) == 1
+        )
 
     def _reusable_temp(self, v: Ref, i: int) -> bool:
         if v.source != "stmt" or v.key not in self.plan.position or v.key in self.in_state:
@@ -350,6 +369,50 @@ class _Emitter:
             if self.inplace_template(op, self.reorder(op, pos, [str(p) for p in range(len(refs))], refs)[1]):
                 positions.append(pos)
         return positions
+
+    def tiled(self) -> bool:
+        """Whether the step may run on pieces of the tensors (``_rt.chunks`` / ``_rt.tiles``):
+        when every device statement is elementwise on tensors shaped like w, so that a piece of
+        each input gives the same piece of each result. Then temporaries are a piece's size,
+        which stays in cache and is allocated from memory the allocator already holds (a whole
+        16M-element temporary is fresh pages every step: page faults cost more than the
+        arithmetic). Not for the fused backend (torch.compile makes one pass anyway), nor for
+        group or per-tensor reductions, per-tensor state, or write-backs that need copies."""
+        if self.backend == "fused" or self.plan.at_barrier or self.plan.end_level != 0 or self.clone_sources:
+            return False
+        if any(self.a.state_kinds[s] is not Kind.TENSOR for s in self.carried):
+            return False
+        for i in self.plan.device:
+            if ops.OPS[self.program.body[i].op].rule is not Rule.MAP or self.a.kinds[i] is not Kind.TENSOR:
+                return False
+        refs = [r for i in self.plan.device for r in self.a.args[i]] + list(self.plan.end_reads)
+        return all(self.a.kind(r) in (Kind.SCALAR, Kind.TENSOR) for r in refs)
+
+    def _emit_free(self, names: list[str]) -> None:
+        """``del`` a loop body's temporaries before the next iteration allocates its own: the
+        allocator then hands the same memory back. Freed only after the next allocation, the
+        top of glibc's heap is trimmed and regrown every time, each page a fault."""
+        names = [n for n in dict.fromkeys(names) if n not in self.freed]
+        if names:
+            self.emit(f"del {', '.join(names)}  # free before the next piece allocates")
+
+    def _free_dead(self, i: int) -> None:
+        """After statement ``i``, ``del`` the loop temporaries it was the last to read (so
+        that memory is free for the next allocation, as in ``_emit_free``)."""
+        if not self.tiled():
+            return
+        result = self.names.get(Ref("stmt", i))
+        for ref in dict.fromkeys(self.a.args[i]):
+            name = self.names.get(ref)
+            if (
+                ref.source == "stmt"
+                and name in self.loop_temps
+                and name != result
+                and name not in self.freed
+                and self.plan.last_read(ref) == self.plan.position[i]
+            ):
+                self.emit(f"del {name}")
+                self.freed.add(name)
 
     def can_mirror(self, refs: tuple[Ref, ...]) -> bool:
         """Whether the op table's mirror text (``1 - {2}``) can be written for these arguments:
@@ -379,6 +442,24 @@ class _Emitter:
                     out.add(r)
             self._clone_sources = out
         return self._clone_sources
+
+
+OUT = -1
+"""In ``_Emitter.inplace``, the position of a statement that writes a state's buffer with ``out=``."""
+
+
+def _out_template(op: ops.Op) -> str | None:
+    """``op``'s torch template when it is one ``torch.*`` call, which then takes ``out=``."""
+    template = op.torch
+    if not template or not template.startswith("torch.") or not template.endswith(")"):
+        return None
+    depth = 0
+    for k, ch in enumerate(template):
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == ")" and depth == 0:
+            return template if k == len(template) - 1 else None
+    return None
 
 
 def _split_args(text: str) -> list[str]:
@@ -507,10 +588,16 @@ class _LoopEmitter(_Emitter):
             self.names[ref] = name
             list_inits[ref] = f"{name}_list"
             self.emit(f"{name}_list = []")
-        self.emit(f"for {', '.join(zipped)} in zip({', '.join(zipped.values())}):")
+        if self.tiled():
+            self.emit(f"for {', '.join(zipped)} in _rt.chunks({', '.join(zipped.values())}):  # large tensors in pieces")
+        else:
+            self.emit(f"for {', '.join(zipped)} in zip({', '.join(zipped.values())}):")
         self.indent += 1
+        self.loop_temps: list[str] = []
+        self.freed: set[str] = set()
         for i in body:
             self._emit_statement(i, exported)
+            self._free_dead(i)
             produced_in[Ref("stmt", i)] = level
             ref = Ref("stmt", i)
             if ref in list_inits:
@@ -519,6 +606,7 @@ class _LoopEmitter(_Emitter):
         if is_end:
             self._emit_application()
             self._emit_writeback()
+        self._emit_free(self.loop_temps)
         self.indent -= 1
 
     def _read_outside(self, i: int, level: int) -> bool:
@@ -537,6 +625,13 @@ class _LoopEmitter(_Emitter):
         refs = list(self.a.args[i])
         args = [self.ref_text(r) for r in refs]
         ref = Ref("stmt", i)
+        if i in self.inplace and self.inplace[i][0] == OUT:
+            code = self.state_code[self.in_state[i]]
+            expr = self.torch_expr(op, args, refs, like="w")
+            self.emit(f"{expr[:-1]}, out={code})  # {self.comment(i)}  (into {self.in_state[i]}'s buffer)")
+            self.names[ref] = code
+            self.list_names[ref] = f"{code}_list"
+            return
         if i in self.inplace:
             pos, how = self.inplace[i]
             args, refs = self.reorder(op, pos, args, refs)
@@ -559,6 +654,7 @@ class _LoopEmitter(_Emitter):
                 self.names[ref] = name
             return
         name = self.names[ref] if ref in exported else self.fresh(self.target(i))
+        self.loop_temps.append(name)
         expr = self.torch_expr(op, args, refs, like="w")
         self.emit(f"{name} = {expr}  # {self.comment(i)}")
         self.names[ref] = name
@@ -629,10 +725,20 @@ class _ForeachEmitter(_Emitter):
             name = self.fresh(f"{self.names[src]}_old")
             self.emit(f"{name} = [t.clone() for t in {self.names[src]}]  # read after it is overwritten")
             self.names[src] = name
+        tiled = self.tiled()
+        if tiled:
+            lists = ", ".join(["w", "g"] + [self.state_code[s] for s in self.carried])
+            self.emit(f"for {lists} in _rt.tiles({lists}):  # a few MB at a time")
+            self.indent += 1
+        self.loop_temps = []
+        self.freed = set()
         for i in self.plan.device:
             self._emit_statement(i)
+            self._free_dead(i)
         self._emit_application()
         self._emit_writeback()
+        if tiled:
+            self._emit_free(self.loop_temps)
         head = self.signature(["w", "g"] + [self.state_code[s] for s in self.carried])
         doc = f'    """foreach step of {self.program.name}: w, g and the state are lists of tensors; updates them in place."""'
         body = self.bind_renamed_scalars() + self.lines
@@ -655,6 +761,7 @@ class _ForeachEmitter(_Emitter):
         name = self.fresh(self.target(i))
         self.emit(f"{name} = {self.expr(op, args, refs)}  # {self.comment(i)}")
         self.names[ref] = name
+        self.loop_temps.append(name)
 
     def expr(self, op: ops.Op, args: list[str], refs: list[Ref]) -> str:
         if op.group:

@@ -137,9 +137,10 @@ def _abs_then(name: str, math_text: str, fn: str, np_fn: str, sympy_fn, foreach:
         arity=1,
         math=math_text,
         sympy=lambda x: sympy_fn(sp.Abs(x)),
-        torch=f"{fn}(torch.abs({{0}}))",
+        # |x| in a new tensor, then the function in place on it: one allocation, not two
+        torch=f"torch.abs({{0}}).{fn.split('.')[-1]}_()",
         host=f"{np_fn}(np.abs({{0}}))",
-        foreach={"L": f"torch._foreach_{foreach}(torch._foreach_abs({{0}}))"} if foreach else {},
+        foreach={"L": f"_rt.then(torch._foreach_abs({{0}}), torch._foreach_{foreach}_)"} if foreach else {},
         foreach_inplace=(
             {"L": f"torch._foreach_abs_({{0}}); torch._foreach_{foreach}_({{0}})"} if foreach else {}
         ),

@@ -55,6 +55,13 @@ def clip_by_global_norm(xs: Tensors, c) -> list[torch.Tensor]:
     return [x * scale.to(x.dtype) for x in xs]
 
 
+def then(tensors: list[torch.Tensor], inplace_op) -> list[torch.Tensor]:
+    """``inplace_op(tensors)``, then ``tensors``: a foreach op applied in place to a fresh list
+    (``torch._foreach_sqrt_`` on ``torch._foreach_abs(x)``), saving a list of temporaries."""
+    inplace_op(tensors)
+    return tensors
+
+
 def addcmul(x, y, z) -> torch.Tensor:
     """x + y * z in one rounding (op ``addcmul``). A host-number factor goes in as ``alpha``,
     kept at full precision as torch.optim's ``g.add(w, alpha=wd)`` keeps it, rather than
@@ -82,3 +89,47 @@ def writable(tensors: Tensors) -> Tensors:
     if not any(t.dim() == 0 and t.dtype == torch.float64 for t in tensors):
         return tensors
     return [t.view(1) if t.dim() == 0 and t.dtype == torch.float64 else t for t in tensors]
+
+
+CHUNK = 1 << 18
+"""Elements per piece of a large tensor (1 MB of fp32): a multiple of torch's CPU grain size
+(32768), so pieces split where torch's own threads would and round alike."""
+TILE = 1 << 18
+"""Elements per tile of the foreach backend: one piece of a large tensor, or small tensors up
+to that many elements. A tile's temporaries are freed before the next tile allocates; a few MB
+freed at once would make glibc trim its heap and fault the pages back in, every tile."""
+
+
+def chunks(*lists: Tensors, size: int | None = None):
+    """The zipped lists, one tuple per parameter, a large parameter in pieces of ``size``
+    elements: views of the same range of every tensor of the tuple. Elementwise code run on
+    each piece computes what it computes on the whole (the generated step runs this way when
+    ``codegen`` finds it elementwise). Tensors that are not all contiguous with the same
+    number of elements go whole. ``size`` defaults to ``CHUNK``."""
+    size = size or CHUNK
+    for tensors in zip(*lists):
+        n = tensors[0].numel()
+        if n < 2 * size or not all(t.is_contiguous() and t.numel() == n for t in tensors):
+            yield tensors
+            continue
+        flat = [t.view(-1) for t in tensors]
+        for start in range(0, n, size):
+            yield tuple(f[start:start + size] for f in flat)
+
+
+def tiles(*lists: Tensors, size: int | None = None):
+    """The lists cut into tiles of about ``size`` elements (default ``TILE``): for each tile,
+    one list per input list, holding whole small tensors or pieces of large ones (``chunks``)."""
+    size = size or TILE
+    batch: list[list[torch.Tensor]] = [[] for _ in lists]
+    count = 0
+    for tensors in chunks(*lists, size=min(size, CHUNK)):
+        n = tensors[0].numel()
+        if count and count + n > size:
+            yield batch
+            batch, count = [[] for _ in lists], 0
+        for out, t in zip(batch, tensors):
+            out.append(t)
+        count += n
+    if count:
+        yield batch
