@@ -372,7 +372,8 @@ def test_lion_foreach_code_is_one_call_per_statement():
     source = compile_program(parse(PAPER_LION), "foreach").source
     assert _calls(source, r"torch\._foreach_lerp_\(m, g, ") == 1
     assert _calls(source, r"torch\._foreach_\w+\(") == 5  # lerp, sign_, lerp_, mul_ (decay), add_
-    assert "_foreach_copy_" not in source and "for " not in source
+    assert "_foreach_copy_" not in source
+    assert _calls(source, r"\bfor\b") == 1 and "_rt.tiles(w, g, m)" in source  # one loop, over tiles
 
 
 def test_library_lion_writes_state_and_weights_in_place():
@@ -458,3 +459,57 @@ def test_fused_writes_zero_dimensional_float64_parameters_and_state():
         compiled(w, g, [s], lr=torch.tensor(0.5, dtype=DTYPE))
         assert w[0].item() == pytest.approx(0.9), backend  # 1 - lr * s = 1 - 0.5 * 0.1 * |2|
         assert s[0].item() == pytest.approx(0.2) and s[1].item() == pytest.approx(0.1 * math.sqrt(3)), backend
+
+
+# --- pieces and tiles ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lion", "adamw", "rmsprop_centered_momentum", "adan"])
+def test_steps_in_pieces_equal_whole_steps_bit_for_bit(name, monkeypatch):
+    """Elementwise steps run on pieces of large tensors (``_rt.chunks``, ``_rt.tiles``): the
+    same numbers, bit for bit, as on whole tensors; non-contiguous tensors go whole."""
+    from symbolic_opt import runtime
+
+    program = library.load(name)
+    shapes = [(1000, 70), (33,), (64, 64)]
+    results = {}
+    for piece in (1 << 30, 4096):
+        monkeypatch.setattr(runtime, "CHUNK", piece)
+        monkeypatch.setattr(runtime, "TILE", piece)
+        for backend in ("eager", "foreach"):
+            compiled = compile_program(program, backend)
+            assert ("_rt.chunks" if backend == "eager" else "_rt.tiles") in compiled.source
+            gen = torch.Generator().manual_seed(0)
+            w = [torch.randn(s, generator=gen) for s in shapes]
+            w[2] = w[2].t()  # not contiguous: goes whole
+            states = [[torch.randn(s, generator=gen).abs() for s in shapes] for _ in compiled.state]
+            for step in range(1, 4):
+                g = [torch.randn(s, generator=gen) for s in shapes]
+                g[2] = g[2].t()
+                scalars = {"lr": 1e-2, "step": float(step)} if program.uses_step else {"lr": 1e-2}
+                compiled(w, g, states, **scalars)
+            results[piece, backend] = [t.clone() for t in w] + [t.clone() for s in states for t in s]
+    for backend in ("eager", "foreach"):
+        for whole, pieces in zip(results[1 << 30, backend], results[4096, backend]):
+            assert torch.equal(whole, pieces), (name, backend)
+
+
+def test_chunks_and_tiles_cover_every_element_once():
+    from symbolic_opt import runtime
+
+    a = [torch.zeros(10_000), torch.zeros(7), torch.zeros(3, 5).t()]
+    b = [torch.ones(10_000), torch.ones(7), torch.ones(3, 5).t()]
+    pieces = list(runtime.chunks(a, b, size=1024))
+    assert len(pieces) == 10 + 1 + 1 and all(x.shape == y.shape for x, y in pieces)
+    for x, y in pieces:
+        x.add_(y)  # views: writes land in the tensors
+    assert all(torch.equal(t, torch.ones_like(t)) for t in a)
+    tiles = list(runtime.tiles(a, b, size=4096))
+    assert sum(t.numel() for tile in tiles for t in tile[0]) == 10_000 + 7 + 15
+    assert all(sum(t.numel() for t in tile[0]) <= 4096 for tile in tiles[:-1])
+
+
+def test_state_written_with_out_instead_of_a_copy():
+    """The discovered program's v: its next value goes straight into its buffer."""
+    source = compile_program(library.load("discovered"), "eager").source
+    assert "out=v)" in source and ".copy_(" not in source
