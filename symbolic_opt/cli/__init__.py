@@ -27,6 +27,7 @@ def _root() -> None:
 from . import show  # noqa: E402,F401  (registers its command)
 from . import inspect  # noqa: E402,F401  (registers simplify, diff and export)
 from . import discover  # noqa: E402,F401  (registers search and report)
+from . import bench  # noqa: E402,F401  (registers bench)
 
 
 def main() -> None:  # pragma: no cover - the console script
