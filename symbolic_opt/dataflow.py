@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Iterable, Mapping
+from typing import Iterable
 
 from .analysis import analyze
 from .ir import READ_ONLY_INPUTS, Arg, Const, Program, Statement, Var
@@ -58,11 +58,6 @@ def to_ssa(program: Program) -> Program:
         body.append(replace(stmt, target=target, args=args))
     returns = tuple(current[r] for r in program.returns)
     return replace(program, body=tuple(body), returns=returns)
-
-
-def is_ssa(program: Program) -> bool:
-    targets = [s.target for s in program.body]
-    return len(set(targets)) == len(targets) and not set(targets) & (names(program) - set(targets))
 
 
 @dataclass(frozen=True)
@@ -145,9 +140,6 @@ def readable(program: Program) -> Program:
     return replace(program, body=tuple(body), returns=returns)
 
 
-def rename_for_display(text: str, mapping: Mapping[str, str] | None = None) -> str:
-    """Statement text with SSA suffixes taken off (``update__2 = ...`` -> ``update = ...``)."""
-    out = re.sub(r"\b([A-Za-z_][A-Za-z_0-9]*?)__\d+\b", r"\1", text)
-    for old, new in (mapping or {}).items():
-        out = re.sub(rf"\b{re.escape(old)}\b", new, out)
-    return out
+def rename_for_display(text: str) -> str:
+    """Text with SSA suffixes taken off names (``update__2 = ...`` -> ``update = ...``)."""
+    return re.sub(r"\b([A-Za-z_][A-Za-z_0-9]*?)__\d+\b", r"\1", text)

@@ -9,8 +9,9 @@ sequence of weights, gradients, learning rates and steps. ``compare`` tries, in 
 1. **canonical form** (``canonical.py``): the same dataflow, so the same numbers, bit for bit;
 2. **sympy** (``proof.py``): a pairing of the carried state variables under which the
    update and every next state are equal as expressions: exactly, up to the float64
-   rounding of constants, or up to the division guard. By induction over steps the updates are then equal forever. Hyperparameters are
-   symbols when both programs have the same ones, else their default values;
+   rounding of constants, or up to the division guard. By induction over steps the
+   updates are then equal forever. Hyperparameters are symbols when both programs have
+   the same ones, else their default values;
 3. **numbers**: both programs compiled (eager, float64) and run side by side on random
    inputs, several trials of several steps each, from zero state. Agreement is evidence,
    not proof (``rtol`` 1e-4 by default: the division guard alone moves ``m / |m|`` by
@@ -123,7 +124,8 @@ class Difference:
     """That step's inputs and both programs' values (first parameter tensor)."""
 
     def __str__(self) -> str:
-        lines = [f"{self.output} differs at step {self.step} of trial {self.trial} (max |difference| {self.max_abs:.3g})"]
+        where = f"at step {self.step} of trial {self.trial}"
+        lines = [f"{self.output} differs {where} (max |difference| {self.max_abs:.3g})"]
         lines += [f"    {k:<10} {v}" for k, v in self.counterexample.items()]
         return "\n".join(lines)
 

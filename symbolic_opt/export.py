@@ -162,8 +162,8 @@ def _host(fn):
     """``fn`` (a torch function) on host numbers, in float64; a float64 result as _F64."""
 
     def call(*args):
-        tensors = [torch.tensor(a) if isinstance(a, bool) else torch.tensor(float(a), dtype=torch.float64) for a in args]
-        out = fn(*tensors)
+        out = fn(*(torch.tensor(a) if isinstance(a, bool) else torch.tensor(float(a), dtype=torch.float64)
+                   for a in args))
         return _F64(out.item()) if out.dtype.is_floating_point else out.item()
 
     return call

@@ -34,12 +34,22 @@ class Combination:
 
 
 class LinearView:
-    """Linear combinations of the values of an analyzed program (module docstring)."""
+    """Linear combinations of the values of an analyzed program (module docstring).
 
-    def __init__(self, analysis: Analysis):
+    ``shared=True`` expands through every linear statement; ``shared=False`` only through
+    those read once (a value read elsewhere too stays an atom): ``a = interp(d, a, b)`` is
+    found where ``d = g - prev`` is also read by others, and ``v = interp(g, interp(g, v,
+    a), b)`` where the inner value is.
+    """
+
+    def __init__(self, analysis: Analysis, *, shared: bool = True):
         self.a = analysis
+        self.shared = shared
         self.scalars = Expressions(analysis, exact=True)
         self.memo: dict[Ref, Combination] = {}
+        self.readers: dict[Ref, int] = {r: len(u) for r, u in analysis.uses.items()}
+        for out in analysis.outputs:
+            self.readers[out] = self.readers.get(out, 0) + 1
 
     def is_scalar(self, ref: Ref) -> bool:
         return self.a.kind(ref) is Kind.SCALAR
@@ -66,21 +76,24 @@ class LinearView:
         return None
 
     def combination(self, ref: Ref) -> Combination:
-        """``ref``'s value as a combination of atoms (an atom is itself with coefficient 1)."""
+        """``ref``'s value as a combination of atoms (an atom is itself with coefficient 1).
+        A linear statement is always expanded; below it, the operands as ``shared`` says."""
+        terms = self.terms(ref.key) if ref.source == "stmt" else None
+        if terms is None:
+            return Combination({ref: sp.Integer(1)}, 0)
         found = self.memo.get(ref)
         if found is not None:
             return found
-        terms = self.terms(ref.key) if ref.source == "stmt" else None
-        if terms is None:
-            result = Combination({ref: sp.Integer(1)}, 0)
-        else:
-            total: dict[Ref, sp.Expr] = {}
-            steps = 1
-            for operand, c in terms:
+        total: dict[Ref, sp.Expr] = {}
+        steps = 1
+        for operand, c in terms:
+            if self.shared or self.readers.get(operand, 0) <= 1:
                 inner = self.combination(operand)
-                steps += inner.steps
-                for atom, d in inner.coefficients.items():
-                    total[atom] = sp.expand(total.get(atom, 0) + c * d)
-            result = Combination({k: v for k, v in total.items() if v != 0}, steps)
+            else:
+                inner = Combination({operand: sp.Integer(1)}, 0)
+            steps += inner.steps
+            for atom, d in inner.coefficients.items():
+                total[atom] = sp.expand(total.get(atom, 0) + c * d)
+        result = Combination({k: v for k, v in total.items() if v != 0}, steps)
         self.memo[ref] = result
         return result

@@ -68,6 +68,7 @@ class _Context:
         self.p = analysis.program
         self.defining = {s.target: i for i, s in enumerate(self.p.body)}
         self.linear = LinearView(analysis)
+        self.local = LinearView(analysis, shared=False)
         self.taken = names(self.p)
 
     def stmt(self, arg: Arg) -> Statement | None:
@@ -186,10 +187,12 @@ def _coefficient(ctx: _Context, i: int, c: sp.Expr) -> tuple[Arg, sp.Expr | None
     return None
 
 
-def linear(ctx: _Context, i: int) -> Rewrite | None:
-    if ctx.linear.terms(i) is None:
+def linear(ctx: _Context, i: int, view: LinearView | None = None) -> Rewrite | None:
+    """Statement ``i``'s linear chain, expanded through every linear statement it reads."""
+    view = view or ctx.linear
+    if view.terms(i) is None:
         return None
-    combo = ctx.linear.combination(Ref("stmt", i))
+    combo = view.combination(Ref("stmt", i))
     terms = list(combo.coefficients.items())
     if combo.steps < 2 or not terms:
         return None
@@ -198,13 +201,22 @@ def linear(ctx: _Context, i: int) -> Rewrite | None:
     if plan is None:
         return None
     statements, alias, exact = plan
-    shown = sum((c * symbol(base_name(ctx.arg_of(r).name) if ctx.arg_of(r).__class__ is Var else 1)
-                 for r, c in terms), sp.Integer(0))
+    shown = sum((c * _symbol_of(ctx.arg_of(r)) for r, c in terms), sp.Integer(0))
     reason = f"a linear chain of {combo.steps} statements computes {sp.sstr(_short(shown), full_prec=False)}"
     if statements and statements[-1].op == "interp":
         reason += "; the coefficients sum to 1: one interp"
     state = any(r.source == "state" for r, _ in terms)
     return Rewrite("linear recurrence" if state else "linear chain", i, reason, tuple(statements), alias, exact)
+
+
+def linear_local(ctx: _Context, i: int) -> Rewrite | None:
+    """The same, expanded only through statements nothing else reads (when the full
+    expansion has too many terms to be simpler)."""
+    return linear(ctx, i, ctx.local)
+
+
+def _symbol_of(arg: Arg) -> sp.Expr:
+    return symbol(base_name(arg.name)) if isinstance(arg, Var) else constant(arg.value)
 
 
 def _short(expr: sp.Expr) -> sp.Expr:
@@ -275,7 +287,7 @@ def _emit(ctx: _Context, i: int, target: str, terms: list[tuple[Ref, sp.Expr]]):
     return out, None, exact
 
 
-RULES: tuple[Callable[[_Context, int], Rewrite | None], ...] = (fold, identity, absolute, sign, linear)
+RULES: tuple[Callable[[_Context, int], Rewrite | None], ...] = (fold, identity, absolute, sign, linear, linear_local)
 """In the order they are tried at each statement."""
 
 

@@ -36,6 +36,7 @@ from .dataflow import base_name, prune, readable, rename_for_display, replace_va
 from .equivalence import compare
 from .errors import ProgramError
 from .ir import Const, Program, Var
+from .linear import LinearView
 from .printer import format_statement
 from .proof import Proof, prove_equal
 from .rewrites import Rewrite, candidates
@@ -86,10 +87,6 @@ class Simplification:
 
 def _show(stmt) -> str:
     return rename_for_display(format_statement(stmt))
-
-
-def _name(name: str) -> str:
-    return base_name(name)
 
 
 # --- stage 1 ----------------------------------------------------------------------------------
@@ -175,7 +172,7 @@ def _try(program: Program, rewrite: Rewrite) -> Step | None:
         if not verdict.equivalent:
             return None
         proof = verdict.proof
-    title = f"{TITLES.get(rewrite.rule, rewrite.rule)}: {_name(program.body[rewrite.index].target)}"
+    title = f"{TITLES.get(rewrite.rule, rewrite.rule)}: {base_name(program.body[rewrite.index].target)}"
     detail = rename_for_display(proof.detail)
     if rewrite.exact and proof.grade != "numeric":
         shown = ", ".join(sorted({repr(_folded(rewrite, k, j)) for k, j in rewrite.exact}))
@@ -189,8 +186,6 @@ def _folded(rewrite: Rewrite, k: int, j: int) -> float:
 
 
 def _chain(program: Program, index: int) -> int:
-    from .linear import LinearView
-
     return LinearView(analyze(program)).combination(Ref("stmt", index)).steps
 
 

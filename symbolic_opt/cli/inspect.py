@@ -70,7 +70,9 @@ def simplify_command(
         console.print("already as simple as the rules make it")
     grades = sorted({s.proof.grade for s in result.steps if s.proof is not None})
     drops = sum(1 for s in result.steps if s.stage == 3)
-    how = f"proofs: {', '.join(grades) or 'none needed'}" + (f"; {drops} drop(s) measured on {', '.join(task)}" if drops else "")
+    how = f"proofs: {', '.join(grades) or 'none needed'}"
+    if drops:
+        how += f"; {drops} drop(s) measured on {', '.join(task)}"
     console.print(f"result: {_state_summary(result.program)} ({how})", markup=False)
     print_code(console, print_program(result.program))
 

@@ -164,6 +164,22 @@ def test_lion_library_becomes_interp_form_for_all_hyperparameters():
     assert all(s.proof.grade == "exact" for s in result.steps)
 
 
+@pytest.mark.parametrize("name", programs.names())
+def test_every_library_program_simplifies_to_the_same_optimizer(name):
+    p = programs.load(name)
+    result = simplify(p)
+    assert parse(str(result.program)) == result.program
+    assert len(result.program.body) <= len(p.body)
+    verdict = compare(p, result.program)
+    assert verdict.equivalent and verdict.exact, verdict.detail
+
+
+def test_a_shared_difference_stays_an_atom():
+    """Adan's a = a * beta2 + (1 - beta2) * d, where d = g - prev is read elsewhere too."""
+    result = simplify(programs.load("adan"))
+    assert "a = interp(d, a, beta2)" in str(result.program)
+
+
 @pytest.mark.parametrize("name", ["adamw_paper", "signum"])
 def test_already_simple_programs_stay(name):
     p = programs.load(name)
@@ -198,6 +214,7 @@ def _check_simplify_keeps_the_optimizer(p: Program) -> None:
     result = simplify(p)
     event(f"{min(3, len([s for s in result.steps if s.stage == 2]))}+ rewrites")
     analyze(result.program)
+    assert parse(str(result.program)) == result.program
     assert len(result.program.body) <= len(prune(p).program.body)
     assert len(analyze(result.program).carried) <= len(analyze(p).carried)
     verdict = compare(p, result.program, use_sympy=False, trials=2, steps=4, rtol=1e-5, atol=1e-7)
