@@ -80,8 +80,11 @@ def export_torch(program: Program, class_name: str = "ProgramOptimizer") -> str:
     if unknown:
         raise ExportError(f"generated code uses numpy's {', '.join(sorted(unknown))}, which the export cannot replace")
     kinds = {s: ("tensor" if eager.analysis.state_kinds[s] is Kind.TENSOR else "scalar") for s in eager.state}
+    header = _header(program, class_name)
+    if re.search(r"\bmath\.", eager.source + foreach.source):
+        header = header.replace("import contextlib\n", "import contextlib\nimport math\n")
     parts = [
-        _header(program, class_name),
+        header,
         _HOST_SHIM,
         "".join(f"    {n} = staticmethod(_host({_HOST_FUNCTIONS[n]}))\n" for n in sorted(used)),
         "\n\n" + _runtime_source(),
