@@ -3,7 +3,9 @@
 Each rule looks at statement ``i`` and, where it applies, proposes a ``Rewrite``: new
 statements computing the same value (the last one keeps the name), or an existing value
 or a constant to read instead. Every rule is an identity of real arithmetic, and the
-``reason`` says which; ``simplify`` has sympy check each application before taking it.
+``reason`` says which; ``prove(program, rewrite)`` has sympy check each application: what
+the statement computed against what replaces it, both as functions of the values the
+replacement reads, a folded constant standing for the exact value it rounds.
 
 * ``fold``: an op of constants is its value, computed in float64 with the op's host form,
   the very number the compiled step would compute;
@@ -28,14 +30,15 @@ from typing import Callable, Iterator
 
 import sympy as sp
 
-from .analysis import Analysis, Ref
+from . import ops
+from .analysis import Analysis, Ref, analyze
 from .codegen import fold_constant
 from .dataflow import base_name, fresh_name, names, replace_value, splice
 from .ir import Arg, Const, Program, Statement, Var
 from .kinds import Kind
 from .linear import LinearView
-from . import ops
-from .symbolic import constant, symbol
+from .proof import Proof, prove_equal
+from .symbolic import Expressions, constant, symbol
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,42 @@ class Rewrite:
         if self.alias is not None:
             return replace_value(program, program.body[self.index].target, self.alias)
         return splice(program, self.index, self.statements)
+
+
+# --- checking a rewrite ------------------------------------------------------------------
+def _name_refs(program: Program) -> dict[str, Ref]:
+    refs = {p: Ref("input" if p in ("w", "g", "lr", "step") else "state", p) for p in program.params}
+    refs.update({h: Ref("hyper", h) for h, _ in program.hyperparams})
+    refs.update({s.target: Ref("stmt", i) for i, s in enumerate(program.body)})
+    return refs
+
+
+def prove(program: Program, rewrite: Rewrite) -> Proof | None:
+    """Sympy: the value of the rewritten statement equals what replaces it, both as
+    functions of the values the replacement reads (real symbols)."""
+    a = analyze(program)
+    refs = _name_refs(program)
+    defined = {s.target for s in rewrite.statements}
+    reads = [x for s in rewrite.statements for x in s.args] + ([rewrite.alias] if rewrite.alias else [])
+    atoms = {x.name for x in reads if isinstance(x, Var) and x.name not in defined}
+    old = Expressions(a, exact=True, stop={refs[n]: symbol(n) for n in atoms})(Ref("stmt", rewrite.index))
+    env: dict[str, object] = {}
+
+    def value(x, position):
+        if position in rewrite.exact:
+            return rewrite.exact[position]
+        if isinstance(x, Const):
+            return constant(x.value, x.name, exact=True)
+        return env.get(x.name, symbol(x.name))
+
+    if rewrite.alias is not None:
+        new = value(rewrite.alias, (-1, 0))
+    else:
+        for k, s in enumerate(rewrite.statements):
+            env[s.target] = ops.OPS[s.op].sympy(*(value(x, (k, j)) for j, x in enumerate(s.args)))
+        new = env[rewrite.statements[-1].target]
+    return prove_equal(old, new, guard=rewrite.guard)
+
 
 
 class _Context:

@@ -12,7 +12,7 @@ The paper's three stages (paper-notes section 3):
    none applies; each application is a step, checked by sympy on the statement it changes
    (what the statement computed, and what replaces it, as functions of the values they read:
    equal, exactly or up to the division guard; a folded constant counts as the exact value
-   it rounds). Where sympy finds no proof, a randomized numeric check of the whole program
+   it rounds; ``rewrites.prove``). Where sympy finds no proof, a randomized numeric check of the whole program
    decides, and a rewrite that fails it is not taken. Statements left dead go at once.
 3. **small effect** (optional, ``score``): each statement in turn is dropped (its readers
    read one of its arguments of the same kind instead: ``clip(g, lr)`` -> ``g``, or
@@ -35,13 +35,11 @@ from .canonical import canonical_hash
 from .dataflow import base_name, prune, readable, rename_for_display, replace_value, to_ssa
 from .equivalence import compare
 from .errors import ProgramError
-from .ir import Const, Program, Var
+from .ir import Program, Var
 from .linear import LinearView
 from .printer import format_statement
-from .proof import Proof, prove_equal
-from .rewrites import Rewrite, candidates
-from .symbolic import Expressions, constant, symbol
-from . import ops
+from .proof import Proof
+from .rewrites import Rewrite, candidates, prove
 
 Score = Callable[[Program], float]
 
@@ -104,40 +102,6 @@ def remove_dead(program: Program) -> Step | None:
 
 
 # --- stage 2 ----------------------------------------------------------------------------------
-def _name_refs(program: Program) -> dict[str, Ref]:
-    refs = {p: Ref("input" if p in ("w", "g", "lr", "step") else "state", p) for p in program.params}
-    refs.update({h: Ref("hyper", h) for h, _ in program.hyperparams})
-    refs.update({s.target: Ref("stmt", i) for i, s in enumerate(program.body)})
-    return refs
-
-
-def local_proof(program: Program, rewrite: Rewrite) -> Proof | None:
-    """Sympy: the value of the rewritten statement equals what replaces it, both as
-    functions of the values the replacement reads (real symbols)."""
-    a = analyze(program)
-    refs = _name_refs(program)
-    defined = {s.target for s in rewrite.statements}
-    reads = [x for s in rewrite.statements for x in s.args] + ([rewrite.alias] if rewrite.alias else [])
-    atoms = {x.name for x in reads if isinstance(x, Var) and x.name not in defined}
-    old = Expressions(a, exact=True, stop={refs[n]: symbol(n) for n in atoms})(Ref("stmt", rewrite.index))
-    env: dict[str, object] = {}
-
-    def value(x, position):
-        if position in rewrite.exact:
-            return rewrite.exact[position]
-        if isinstance(x, Const):
-            return constant(x.value, x.name, exact=True)
-        return env.get(x.name, symbol(x.name))
-
-    if rewrite.alias is not None:
-        new = value(rewrite.alias, (-1, 0))
-    else:
-        for k, s in enumerate(rewrite.statements):
-            env[s.target] = ops.OPS[s.op].sympy(*(value(x, (k, j)) for j, x in enumerate(s.args)))
-        new = env[rewrite.statements[-1].target]
-    return prove_equal(old, new, guard=rewrite.guard)
-
-
 def _changes(before: Program, rewrite: Rewrite, pruned) -> list[str]:
     old = before.body[rewrite.index]
     lines = [f"- {_show(old)}"]
@@ -166,7 +130,7 @@ def _try(program: Program, rewrite: Rewrite) -> Step | None:
         pruned = prune(after)
     except ProgramError:
         return None
-    proof = local_proof(program, rewrite)
+    proof = prove(program, rewrite)
     if proof is None:
         verdict = compare(program, pruned.program, use_sympy=False)
         if not verdict.equivalent:
