@@ -18,6 +18,7 @@ so the IR stays one op per statement (paper-notes section 1).
 from __future__ import annotations
 
 import ast
+import warnings
 from pathlib import Path
 
 from . import ops
@@ -129,7 +130,12 @@ class _Parser:
         if not isinstance(self.text, str):
             raise ProgramError(f"a program is text (str), got {type(self.given).__name__}")
         try:
-            tree = ast.parse(self.text, mode="exec")
+            with warnings.catch_warnings():
+                # Python's own warnings about the text ('1x' is an invalid decimal literal,
+                # '\d' an invalid escape) are not the user's business: errors follow, or not
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tree = ast.parse(self.text, mode="exec")
         except SyntaxError as exc:
             # SyntaxError's offset is 1-based, in characters; 0 or None when it has none
             col = exc.offset if exc.offset and exc.offset > 0 else None

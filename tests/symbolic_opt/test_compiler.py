@@ -513,3 +513,26 @@ def test_state_written_with_out_instead_of_a_copy():
     """The discovered program's v: its next value goes straight into its buffer."""
     source = compile_program(library.load("discovered"), "eager").source
     assert "out=v)" in source and ".copy_(" not in source
+
+
+# --- the benchmark's own pieces (no timing asserted) ----------------------------------------------
+
+
+def test_symopt_bench_refuses_an_unknown_suite_and_measures_compile_time():
+    from typer.testing import CliRunner
+
+    from symbolic_opt.cli import app
+    from symbolic_opt.cli.bench import SCRIPT
+
+    result = CliRunner().invoke(app, ["bench", "--suite", "z"])
+    assert result.exit_code == 2 and "unknown suite" in result.output
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("optimizer_step_for_test", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    stages = module.compile_times(repeats=2)  # asserts the program has 20 statements
+    assert set(stages) >= {"parse", "analyze", "generate (eager)", "load"}
+    assert module.state_bytes_per_element() == {"symbolic_opt Lion": 4.0, "torch AdamW": 8.0, "symbolic_opt AdamW": 8.0}

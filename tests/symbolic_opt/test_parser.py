@@ -320,3 +320,14 @@ def test_every_error_in_a_broken_line_points_inside_the_text(text, data):
     except ProgramError as exc:
         if exc.line is not None:
             assert 1 <= exc.line <= max(1, text[:cut].count("\n") + 1)
+
+
+def test_pythons_own_warnings_about_the_text_stay_quiet():
+    """'1x' and '\\d' make ast.parse warn; a parser user sees a ProgramError or a program."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ProgramError, match="invalid decimal literal"):
+            parse(body("u = g * 1x"))
+        assert parse('def train(w, g, lr):\n    """a \\d"""\n    u = sign(g)\n    return u\n').doc == "a \\d"
