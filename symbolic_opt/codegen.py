@@ -393,7 +393,7 @@ class _Emitter:
         allocator then hands the same memory back. Freed only after the next allocation, the
         top of glibc's heap is trimmed and regrown every time, each page a fault."""
         names = [n for n in dict.fromkeys(names) if n not in self.freed]
-        if names:
+        if names and self.backend != "fused":  # a compiled graph plans its own memory
             self.emit(f"del {', '.join(names)}  # free before the next piece allocates")
 
     def _free_dead(self, i: int) -> None:
