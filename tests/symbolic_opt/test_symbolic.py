@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import programs
@@ -71,7 +71,7 @@ def _lambdified(form, names):
     return sp.lambdify([symbol(n) for n in names], outputs, modules=["numpy"])
 
 
-def _check(program, seed: int, hyper: dict | None = None):
+def _check(program, seed: int):
     form = symbolic(program, hyperparams="values")
     state = list(form.state)
     names = ["w", "g", "lr", "step", *state]
@@ -104,6 +104,7 @@ ELEMENTWISE = ("add", "sub", "mul", "div", "interp", "sign", "abs", "sqrt", "squ
                        constant_values=st.sampled_from((0.5, 2.0, -1.0, 0.9, 3.0)).map(Const),
                        hyper_values=st.sampled_from((0.9, 0.5))), st.integers(0, 3))
 def test_random_elementwise_programs_match_the_compiled_numbers(p, seed):
+    assume(not any(e.has(sp.zoo, sp.nan) for e in symbolic(p).outputs().values()))  # 0.5 / (0.5 - 0.5)
     _check(p, seed)
 
 
