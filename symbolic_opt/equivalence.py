@@ -37,7 +37,10 @@ from .canonical import canonical_hash
 from .compiler import compile_program
 from .ir import Program
 from .proof import Proof, prove_equal, weakest
-from .symbolic import symbol, symbolic
+from .symbolic import symbol, symbolic, tree_size
+
+SYMPY_MAX_TREE = 5_000
+"""Programs whose expressions, written out, are larger go straight to the numeric check."""
 
 SHAPES: tuple[tuple[int, ...], ...] = ((3,), (2, 2))
 """Parameter shapes of the numeric check: two tensors, so group reductions see a group."""
@@ -165,7 +168,7 @@ def compare(
     if canonical_hash(a) == canonical_hash(b):
         return Verdict(True, "canonical", "the same dataflow (equal canonical forms): the same numbers, bit for bit",
                        Proof("exact", "equal canonical forms"), dict(zip(ca, cb)))
-    if use_sympy and len(ca) == len(cb):
+    if use_sympy and len(ca) == len(cb) and max(tree_size(a), tree_size(b)) <= SYMPY_MAX_TREE:
         found = _sympy_pairing(a, b, ca, cb)
         if found is not None:
             pairs, proof, hyper = found

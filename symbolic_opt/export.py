@@ -28,9 +28,11 @@ from .compiler import compile_program
 from .ir import Program
 from .kinds import Kind
 from .printer import print_program
-from .symbolic import symbolic
+from .symbolic import symbolic, tree_size
 
 FORMATS = ("torch", "latex", "sympy")
+MAX_TREE = 20_000
+"""The most expression nodes a LaTeX or sympy export writes out."""
 
 _HOST_FUNCTIONS = {
     "abs": "torch.abs", "arccos": "torch.acos", "arccosh": "torch.acosh", "arcsin": "torch.asin",
@@ -52,6 +54,8 @@ class ExportError(ValueError):
 def export(program: Program, to: str, *, class_name: str | None = None) -> str:
     """``program`` as text in format ``to`` (``torch``, ``latex`` or ``sympy``)."""
     analyze(program)
+    if to in ("latex", "sympy") and tree_size(program) > MAX_TREE:
+        raise ExportError(f"the expressions have {tree_size(program)} terms written out: too large for {to}")
     if to == "torch":
         return export_torch(program, class_name or _class_name(program.name))
     if to == "latex":
@@ -100,8 +104,10 @@ def export_torch(program: Program, class_name: str = "ProgramOptimizer") -> str:
 
 
 def _header(program: Program, class_name: str) -> str:
-    form = symbolic(program)
-    math_lines = "\n".join("    " + line for line in form.text().splitlines())
+    if tree_size(program) > MAX_TREE:
+        math_lines = "    (too large to write out)"
+    else:
+        math_lines = "\n".join("    " + line for line in symbolic(program).text().splitlines())
     listing = textwrap.indent(print_program(program, doc=False), "    ")
     return f'''"""{class_name}: an optimizer exported by symbolic_opt. Depends on torch only.
 

@@ -129,8 +129,16 @@ def weakest(proofs: list[Proof]) -> Proof:
 def prove_equal(lhs: sp.Expr, rhs: sp.Expr, *, guard: bool = True) -> Proof | None:
     """A sympy proof that ``lhs == rhs`` (module docstring), or ``None``.
 
-    ``guard=False`` refuses the ``guard`` grade.
+    ``guard=False`` refuses the ``guard`` grade. sympy failing (it can raise on odd input)
+    is no proof, not an error.
     """
+    try:
+        return _prove(lhs, rhs, guard)
+    except (ArithmeticError, TypeError, ValueError, NotImplementedError, RecursionError, AttributeError):
+        return None
+
+
+def _prove(lhs: sp.Expr, rhs: sp.Expr, guard: bool) -> Proof | None:
     (lhs, rhs), table = atomize([sp.sympify(lhs), sp.sympify(rhs)])
     diff = lhs - rhs
     if _is_zero(diff):

@@ -142,6 +142,16 @@ class SymbolicForm:
         return "\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}"
 
 
+def tree_size(program: Program) -> int:
+    """How many nodes the update's and the next state's expression trees have, written out
+    without sharing (what printing them costs: ``x = x * x + x`` thirty times is 2**31)."""
+    a = analyze(program)
+    size: dict[Ref, int] = {}
+    for i in range(len(program.body)):
+        size[Ref("stmt", i)] = 1 + sum(size.get(r, 1) for r in a.args[i])
+    return sum(size.get(r, 1) for r in (a.update, *(a.state_out[s] for s in a.carried)))
+
+
 def symbolic(
     program: Program, *, exact: bool = False, hyperparams: str = "symbols", guard: bool = True
 ) -> SymbolicForm:

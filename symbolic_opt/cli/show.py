@@ -26,9 +26,11 @@ from ..errors import ProgramError
 from ..ir import Program
 from ..loading import resolve_program
 from ..printer import format_statement, print_program
-from ..symbolic import symbolic
+from ..symbolic import symbolic, tree_size
 from . import app
 
+MAX_TREE = 20_000
+"""Larger expressions are not printed (their text grows exponentially with sharing)."""
 RUN_HELP = "a search run directory: PROGRAM is then a hash (or unique prefix) in its store"
 
 
@@ -115,7 +117,11 @@ def show(
     if not prog.state:
         console.print("  (none)")
     console.rule("mathematics (primes: next values; epsilon_div: the 1e-8 guard of '/')")
-    form = symbolic(prog)
-    console.print(form.latex() if latex else form.text(), markup=False)
+    size = tree_size(prog)
+    if size > MAX_TREE:
+        console.print(f"(too large to print: {size} terms written out)")
+    else:
+        form = symbolic(prog)
+        console.print(form.latex() if latex else form.text(), markup=False)
     console.rule(f"generated torch code ({backend})")
     print_code(console, compiled.source)
