@@ -172,7 +172,7 @@ def compare(
         found = _sympy_pairing(a, b, ca, cb)
         if found is not None:
             pairs, proof, hyper = found
-            return Verdict(True, "sympy", f"{proof.detail} ({hyper})", proof, pairs)
+            return Verdict(True, "sympy", f"{proof.detail.removeprefix('sympy: ')} ({hyper})", proof, pairs)
     return _numeric(a, b, ca, cb, trials=trials, steps=steps, seed=seed, rtol=rtol, atol=atol)
 
 
