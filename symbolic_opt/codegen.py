@@ -374,9 +374,9 @@ class _Emitter:
         """Whether the step may run on pieces of the tensors (``_rt.chunks`` / ``_rt.tiles``):
         when every device statement is elementwise on tensors shaped like w, so that a piece of
         each input gives the same piece of each result. Then temporaries are a piece's size,
-        which stays in cache and is allocated from memory the allocator already holds (a whole
-        16M-element temporary is fresh pages every step: page faults cost more than the
-        arithmetic). Not for the fused backend (torch.compile makes one pass anyway), nor for
+        allocated from memory the allocator already holds (a whole 16M-element temporary is
+        fresh pages every step: page faults cost more than the arithmetic; ``runtime.CHUNK``
+        says why pieces are few and large). Not for the fused backend (torch.compile makes one pass anyway), nor for
         group or per-tensor reductions, per-tensor state, or write-backs that need copies."""
         if self.backend == "fused" or self.plan.at_barrier or self.plan.end_level != 0 or self.clone_sources:
             return False

@@ -91,13 +91,17 @@ def writable(tensors: Tensors) -> Tensors:
     return [t.view(1) if t.dim() == 0 and t.dtype == torch.float64 else t for t in tensors]
 
 
-CHUNK = 1 << 18
-"""Elements per piece of a large tensor (1 MB of fp32): a multiple of torch's CPU grain size
-(32768), so pieces split where torch's own threads would and round alike."""
+CHUNK = 1 << 22
+"""Elements per piece of a large tensor (16 MB of fp32). Pieces exist so that a temporary is
+not fresh memory every step: glibc serves blocks above its mmap threshold (at most 32 MB) from
+new pages, each a page fault, and a 16M-element step spent more time faulting than computing.
+Few pieces, though: every torch op on a piece is a parallel region, and on a busy machine a
+descheduled OpenMP thread stalls each region (1 MB pieces ran 20x slower next to one busy
+process). A multiple of torch's CPU grain size (32768), so pieces split where its threads do."""
 TILE = 1 << 18
-"""Elements per tile of the foreach backend: one piece of a large tensor, or small tensors up
-to that many elements. A tile's temporaries are freed before the next tile allocates; a few MB
-freed at once would make glibc trim its heap and fault the pages back in, every tile."""
+"""Elements per tile of small tensors in the foreach backend (a piece of a large tensor is a
+tile of its own). A tile's temporaries are freed before the next tile allocates; many MB of
+small blocks freed at once would make glibc trim its heap and fault the pages back in."""
 
 
 def chunks(*lists: Tensors, size: int | None = None):
@@ -118,12 +122,13 @@ def chunks(*lists: Tensors, size: int | None = None):
 
 
 def tiles(*lists: Tensors, size: int | None = None):
-    """The lists cut into tiles of about ``size`` elements (default ``TILE``): for each tile,
-    one list per input list, holding whole small tensors or pieces of large ones (``chunks``)."""
+    """The lists cut into tiles: small tensors grouped up to ``size`` elements (default
+    ``TILE``), each piece of a large tensor (``chunks``) a tile of its own. For each tile, one
+    list per input list."""
     size = size or TILE
     batch: list[list[torch.Tensor]] = [[] for _ in lists]
     count = 0
-    for tensors in chunks(*lists, size=min(size, CHUNK)):
+    for tensors in chunks(*lists):
         n = tensors[0].numel()
         if count and count + n > size:
             yield batch
