@@ -94,6 +94,9 @@ statements alone seldom make them, and they are what the compiler treats special
 in-place state chains (``m.lerp_``), decoupled weight decay, ``addcdiv``/``addcmul`` updates."""
 
 
+_STATEFUL_IDIOMS = ("lion", "old state read twice")
+
+
 def _idiom(name, draw, state, var, arg, target, emit) -> None:
     """Emit the statements of idiom ``name`` (see ``_IDIOMS``) through ``programs``' helpers."""
     if name == "moving average":
@@ -116,7 +119,7 @@ def _idiom(name, draw, state, var, arg, target, emit) -> None:
         c = target()
         emit(c, "interp", [var(prefer=("g",)), var(prefer=tuple(state)), arg()])
         emit(c, "sign", [Var(c)])
-    elif name == "lion" and state:
+    elif name == "lion":
         # the update and the state's next value both read the old state, in either order:
         # updating the state in place first would be wrong
         s = draw(st.sampled_from(state))
@@ -127,7 +130,7 @@ def _idiom(name, draw, state, var, arg, target, emit) -> None:
         ]
         for part in parts if draw(st.booleans()) else parts[::-1]:
             part()
-    elif name == "old state read twice" and state:
+    elif name == "old state read twice":
         s = draw(st.sampled_from(state))
         t = target(prefer_state=True)
         emit(t, "mul", [Var(s), var(True)])
@@ -227,7 +230,10 @@ def programs(
         body.append(Statement(target_name, op_name, tuple(args)))
         recent.append(target_name)
 
-    idioms = [name for name, needs in _IDIOMS.items() if set(needs) <= set(op_names)]
+    idioms = [
+        name for name, needs in _IDIOMS.items()
+        if set(needs) <= set(op_names) and (state or name not in _STATEFUL_IDIOMS)
+    ]
     n_statements = draw(st.integers(min_statements, max_statements))
     while len(body) < n_statements:
         if idioms and draw(st.integers(0, 3)) == 0:
