@@ -28,6 +28,7 @@ class TaskChoice:
     name: str
     scale: float = 1.0
     seeds: tuple[int, ...] = (0, 1, 2)
+    test_seeds: tuple[int, ...] = (1000, 1001, 1002)
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class MutationConfig:
     """Chance that a constant is mutated by a factor 2**a (a ~ N(0, 1)) rather than replaced by N(0, 1)."""
     max_statements: int = 40
     """Insertion is off for a parent this long (keeps evaluation cheap; the paper has no limit)."""
-    max_attempts: int = 100
-    """Mutations tried per child until one analyzes and differs from its parent by hash."""
+    max_attempts: int = 1000
+    """Mutations tried per child until one analyzes and differs from its parent by hash (a try
+    costs about 0.1 ms; a parent whose update ignores most of its statements needs hundreds)."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ class SearchConfig:
 
         if not self.tasks:
             return tuple(default_tasks())
-        return tuple(TaskSpec(name=t.name, scale=t.scale, seeds=tuple(t.seeds)) for t in self.tasks)
+        return tuple(TaskSpec(**dataclasses.asdict(t)) for t in self.tasks)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -88,7 +88,7 @@ class Mutator:
         index = rng.randint(0, len(program.body))
         op = ops.OPS[rng.choice(self.ops)]
         bound = live_variables(program, index)
-        args = tuple(self._new_arg(bound, rng) for _ in range(op.arity))
+        args = tuple(self._new_arg(bound, rng, program) for _ in range(op.arity))
         stmt = Statement(self._target(program, rng), op.name, args)
         body = program.body[:index] + (stmt,) + program.body[index:]
         return program.with_body(body), f"insert at {index + 1}: {format_statement(stmt)}"
@@ -103,32 +103,34 @@ class Mutator:
         index, position = rng.choice([(i, j) for i, s in enumerate(program.body) for j in range(len(s.args))])
         stmt = program.body[index]
         old = stmt.args[position]
-        new = self._changed_arg(old, live_variables(program, index), rng)
+        new = self._changed_arg(old, live_variables(program, index), rng, program)
         args = stmt.args[:position] + (new,) + stmt.args[position + 1:]
         changed = stmt.with_args(args)
         body = program.body[:index] + (changed,) + program.body[index + 1:]
         return program.with_body(body), f"modify {index + 1}: {format_statement(stmt)}  ->  {format_statement(changed)}"
 
     # --- arguments, constants and targets ------------------------------------------------
-    def _new_arg(self, bound: list[str], rng: random.Random) -> Arg:
+    def _new_arg(self, bound: list[str], rng: random.Random, program: Program) -> Arg:
         if rng.random() < self.config.const_prob:
-            return self._new_constant(rng)
+            return self._new_constant(rng, program)
         return Var(rng.choice(bound))
 
-    def _changed_arg(self, old: Arg, bound: list[str], rng: random.Random) -> Arg:
+    def _changed_arg(self, old: Arg, bound: list[str], rng: random.Random, program: Program) -> Arg:
         if isinstance(old, Const):
             if rng.random() < 1 - self.config.const_prob:
                 return self._mutated_constant(old.value, rng)
             return Var(rng.choice(bound))
         if rng.random() < self.config.const_prob:
-            return self._new_constant(rng)
+            return self._new_constant(rng, program)
         others = [name for name in bound if name != old.name]
-        return Var(rng.choice(others)) if others else self._new_constant(rng)
+        return Var(rng.choice(others)) if others else self._new_constant(rng, program)
 
-    def _new_constant(self, rng: random.Random) -> Const:
+    def _new_constant(self, rng: random.Random, program: Program) -> Const:
         if rng.random() < 0.2:
             name = rng.choice(NAMED_CONSTANTS)
-            return Const(ops.CONSTANTS[name], name)
+            # where the program has a variable of that name (adamw's eps=1e-8) the text must
+            # spell the number, so the constant is a plain number too: parse(print(p)) == p
+            return Const(ops.CONSTANTS[name], None if name in _declared(program) else name)
         return Const(_round(rng.gauss(0.0, 1.0)))
 
     def _mutated_constant(self, value: float, rng: random.Random) -> Const:
@@ -149,9 +151,13 @@ class Mutator:
         return fresh_name(program)
 
 
+def _declared(program: Program) -> set[str]:
+    return set(program.params) | {h for h, _ in program.hyperparams} | {s.target for s in program.body}
+
+
 def fresh_name(program: Program) -> str:
     """A temporary name the program does not use (``t1``, ``t2``, ...)."""
-    taken = set(program.params) | {h for h, _ in program.hyperparams} | {s.target for s in program.body}
+    taken = _declared(program)
     n = 1
     while f"t{n}" in taken:
         n += 1

@@ -1,0 +1,141 @@
+"""Fakes for the search tests: cheap evaluators that train a tiny quadratic, or raise, return
+nan, hang, or kill their worker, chosen by the ``FakeTask`` they are handed.
+
+Ray workers cannot import this file (it is not in a package), so it registers itself to be
+pickled by value: the functions travel to the workers with their code.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import ray.cloudpickle
+
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+TESTS_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class FakeTask:
+    """What a fake evaluation does. ``mode``: ``ok`` (train the quadratic), ``raise``, ``nan``,
+    ``hang`` (ignores its deadline), ``die_once`` (kills its worker the first time, for each
+    program), ``chaos`` (ok, or one of the failures for about one program in six).
+    ``log``: a file that gets one line per completed evaluation (the program's hash)."""
+
+    name: str = "fake"
+    scale: float = 1.0
+    mode: str = "ok"
+    delay_s: float = 0.0
+    log: str | None = None
+    marks: str | None = None
+    seeds: tuple[int, ...] = field(default=(0,))
+
+
+def fake_evaluate(program, tasks, *, deadline_s=None):
+    """The fake evaluator (module docstring); a ``search.evaluate.Evaluation``."""
+    from symbolic_opt.analysis import analyze
+    from search.evaluate import WORST, Evaluation
+
+    task = tasks[0]
+    start = time.perf_counter()
+    program_hash = analyze(program).hash
+    mode = task.mode
+    if mode == "chaos":
+        mode = {0: "raise", 1: "nan", 2: "hang"}.get(int(program_hash, 16) % 18, "ok")
+    if mode == "raise":
+        raise ValueError("this candidate raises")
+    if mode == "hang":
+        time.sleep(3600)
+    if mode == "die_once":
+        mark = Path(task.marks) / program_hash
+        if not mark.exists():
+            mark.write_text("died once")
+            os._exit(1)  # the worker process dies: Ray retries the task
+    fitness = math.nan if mode == "nan" else quadratic_fitness(program)
+    if task.delay_s:
+        time.sleep(task.delay_s)
+    if task.log:
+        with open(task.log, "a") as f:
+            f.write(program_hash + "\n")
+    if not math.isfinite(fitness):
+        return Evaluation(fitness, fitness, {"fake": fitness}, time.perf_counter() - start, None)
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    return Evaluation(fitness, fitness * 0.9, {"fake": {"valid": fitness, "node": node, "scale": task.scale}},
+                      time.perf_counter() - start, None)
+
+
+def quadratic_fitness(program, steps: int = 30) -> float:
+    """log10 of how much the program shrinks an ill-conditioned quadratic in ``steps`` steps
+    at lr 1 (clipped to [-20, 20]); nan if it blows up."""
+    import torch
+
+    from symbolic_opt import compile_program
+
+    compiled = compile_program(program, "eager")
+    gen = torch.Generator().manual_seed(0)
+    curvature = torch.logspace(-1, 1, 16, dtype=torch.float64)
+    x = [0.05 * torch.randn(16, generator=gen, dtype=torch.float64)]
+    state = compiled.init_state(x)
+    loss0 = float((curvature * x[0] ** 2).sum())
+    for step in range(steps):
+        grad = [2 * curvature * x[0] + 0.01 * torch.randn(16, generator=gen, dtype=torch.float64)]
+        scalars = {"lr": 1.0, "step": step + 1} if "step" in compiled.scalars else {"lr": 1.0}
+        compiled(x, grad, state, **scalars)
+    loss = float((curvature * x[0] ** 2).sum())
+    if not math.isfinite(loss):
+        return math.nan
+    return max(-20.0, min(20.0, math.log10(loss0 / max(loss, 1e-300))))
+
+
+def fake_config(run_dir: Path, **changes):
+    """A small search config for the fakes: 2 workers, no live view, no funnel."""
+    from search.config import FunnelConfig, SearchConfig
+
+    base = dict(population=16, tournament=4, max_evals=60, workers=2, out=str(run_dir), live=False,
+                eval_timeout_s=5.0, funnel=FunnelConfig(enabled=False))
+    base.update(changes)
+    return SearchConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One embedded 2-CPU Ray for a test module (searches reuse it: starting Ray takes seconds)."""
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False,
+             object_store_memory=128 * 1024**2)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+SCRIPT_HEADER = f"""
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("search_test_fakes", {str(Path(__file__))!r})
+fakes = importlib.util.module_from_spec(spec)
+sys.modules["search_test_fakes"] = fakes
+spec.loader.exec_module(fakes)
+"""
+"""The start of a script that runs a search in a subprocess: it loads this file as ``fakes``."""
+
+
+@dataclass(frozen=True)
+class Fakes:
+    """What the ``fakes`` fixture hands a test."""
+
+    evaluate: object = fake_evaluate
+    Task: type = FakeTask
+    config: object = fake_config
+    quadratic_fitness: object = quadratic_fitness
+    script_header: str = SCRIPT_HEADER
+
+
+@pytest.fixture(scope="session")
+def fakes() -> Fakes:
+    return Fakes()

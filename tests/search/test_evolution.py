@@ -1,0 +1,105 @@
+"""Regularized evolution, the fingerprint cache, and a small whole search on a fake evaluator."""
+
+from __future__ import annotations
+
+import collections
+import random
+
+import programs
+import pytest
+
+from search.evolution import Member, Plateau, Population
+from search.fingerprint import Cache, fingerprint
+from search.run import run
+from search.store import RunStore
+from symbolic_opt import analyze, parse, print_program
+
+
+def member(name: str, fitness: float) -> Member:
+    return Member(programs.load("lion"), name, fitness)
+
+
+def test_the_oldest_member_leaves_whatever_its_fitness():
+    pop = Population(3, 2, [member("a", 9.0), member("b", 1.0), member("c", 2.0)])
+    pop.add(member("d", 0.0))
+    assert [m.hash for m in pop] == ["b", "c", "d"]
+
+
+def test_tournament_picks_the_fittest_of_its_sample():
+    pop = Population(5, 5, [member(str(i), float(i)) for i in range(5)])
+    assert pop.select(random.Random(0)).hash == "4"  # T = P: always the best
+    pop = Population(5, 2, [member(str(i), float(i)) for i in range(5)])
+    picks = collections.Counter(pop.select(random.Random(s)).hash for s in range(500))
+    assert "0" not in picks  # with T = 2 the worst never wins
+    assert picks["4"] > picks["1"]
+
+
+def test_plateau_counts_evaluations_without_improvement():
+    plateau = Plateau(3)
+    assert not plateau.update(1.0)
+    assert [plateau.update(0.5) for _ in range(3)] == [False, False, True]
+    assert not plateau.update(2.0)
+    assert not Plateau(0).update(-1.0)
+
+
+ADAMW = print_program(programs.load("adamw_paper"))
+
+
+@pytest.mark.parametrize("old, new", [
+    ("g2 = square(g)", "g2 = g * g"),
+    ("wd = w * 0.01", "wd = w * 0.005\n    wd = wd + wd"),
+    ("update = update + wd", "update = wd + update\n    update = update * 1.0"),
+    ("sqrt_v = sqrt(v)", "sqrt_v = sqrt(v)\n    sqrt_v = abs(sqrt_v)"),
+])
+def test_fingerprint_sees_through_algebra_the_hash_misses(old, new):
+    a, b = programs.load("adamw_paper"), parse(ADAMW.replace(old, new))
+    assert analyze(a).hash != analyze(b).hash
+    assert fingerprint(a) == fingerprint(b) is not None
+
+
+@pytest.mark.parametrize("old, new", [
+    ("v = interp(g2, v, 0.999)", "v = interp(g2, v, 0.99)"),
+    ("update = m / sqrt_v", "update = sign(m)"),
+    ("g2 = square(g)", "g2 = square(g)\n    g = clip(g, lr)"),
+])
+def test_fingerprint_tells_different_programs_apart(old, new):
+    assert fingerprint(programs.load("adamw_paper")) != fingerprint(parse(ADAMW.replace(old, new)))
+
+
+def test_fingerprint_of_a_program_that_blows_up_is_none():
+    assert fingerprint(parse(ADAMW.replace("wd = w * 0.01", "wd = exp(w)\n    wd = exp(wd)\n    wd = exp(wd)\n    wd = exp(wd)"))) is None
+
+
+def test_cache_hits_by_hash_by_fingerprint_and_in_flight():
+    cache = Cache()
+    assert cache.lookup("h1", "f1") is None
+    cache.reserve("h1", "f1")
+    assert cache.lookup("h1", "f9").pending == "h1"
+    assert cache.lookup("h2", "f1").pending == "h1"
+    cache.add("h1", "f1", 0.5)
+    assert cache.lookup("h1", None).fitness == 0.5
+    hit = cache.lookup("h3", "f1")
+    assert (hit.via, hit.fitness) == ("fingerprint", 0.5)
+    assert cache.lookup("h3", None).via == "hash"  # now known by its own hash too
+    assert (cache.lookups, cache.hits) == (6, 5)
+
+
+def test_search_never_trains_a_program_twice_and_improves(tmp_path, fakes, local_ray):
+    config = fakes.config(tmp_path / "run", max_evals=120, population=16, tournament=4)
+    summary = run(config, evaluate=fakes.evaluate, tasks=[fakes.Task(log=str(tmp_path / "log"))])
+    with RunStore(tmp_path / "run") as store:
+        records = list(store.evaluations())
+        members = store.count("members")
+        counters = store.counters()
+    calls = (tmp_path / "log").read_text().split()
+    assert len(records) == len(calls) == 120 == summary.evaluations
+    assert len(set(calls)) == 120  # no hash evaluated twice
+    fps = [r.fingerprint for r in records if r.fingerprint]
+    assert len(fps) == len(set(fps))  # no behaviour evaluated twice either
+    assert 0 < summary.cache_hit_rate < 1
+    # the warm start and its 15 copies, then every child: evaluated, or a cache hit
+    hits = counters["hash_hits"] + counters["fingerprint_hits"]
+    assert 16 + 119 <= members <= 16 + 119 + hits
+    assert counters["children"] == 119 + hits
+    assert summary.valid_child_rate >= 0.99
+    assert summary.best.fitness > summary.initial.fitness
