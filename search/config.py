@@ -101,7 +101,7 @@ class SearchConfig:
     restart_from: str = "alternate"
     """What a restart's population starts from: ``best`` so far, the ``initial`` program
     (an independent population), or ``alternate`` between the two."""
-    fingerprint_steps: int = 4
+    fingerprint_steps: int = 5
     """Steps of the behavioural fingerprint (0: dataflow hash only)."""
     live: bool = True
     """Show the rich live view (off: a status line every few seconds)."""

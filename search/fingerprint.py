@@ -3,9 +3,16 @@
 The dataflow hash (``analyze(p).hash``) sees through names, dead code and statement order,
 but not through algebra: ``x * 2`` and ``x + x``, ``sqrt(square(m))`` and ``abs(m)`` hash
 apart. The fingerprint catches those: it runs the compiled program for a few steps on fixed
-random inputs (weights, gradients spanning several orders of magnitude, *nonzero* state, a
-changing ``lr``), and hashes the weights it produces, rounded to 7 significant digits. Two
-programs with one fingerprint update the weights alike, so one evaluation serves both.
+random inputs (weights, gradients spanning several orders of magnitude, a changing ``lr``),
+and hashes the weights it produces, rounded to 7 significant digits. Two programs with one
+fingerprint update the weights alike, so one evaluation serves both.
+
+The state starts at zero, as in training, and the steps make it nonzero for every program
+that feeds it. Starting from random state instead would tell apart programs that training
+cannot: one that reads a state variable nobody writes (``update = g * lr + sqrt(v)`` with
+``v`` left alone, or written as ``v = sign(v)``) trains exactly like one that does not read
+it, since that state is zero forever. In a two-minute search from AdamW, the eight fittest
+programs were plain ``g * lr`` in such disguises, each evaluated separately.
 
 A program whose trajectory holds nan or inf gets no fingerprint (``None``): nan everywhere
 says little about how it behaves on real gradients, so only its hash is cached.
@@ -21,14 +28,13 @@ import torch
 
 from symbolic_opt.compiler import compile_program
 from symbolic_opt.ir import Program
-from symbolic_opt.kinds import Kind
 
 SHAPES = ((4, 3), (5,))
 """Two parameter tensors, so that group reductions differ from per-tensor ones."""
 LRS = (1.0, 0.7, 0.3, 0.9, 0.5, 0.1, 0.8, 0.2)
 
 
-def fingerprint(program: Program, steps: int = 4) -> str | None:
+def fingerprint(program: Program, steps: int = 5) -> str | None:
     """16 hex digits naming what ``program`` does to the weights; ``None`` if it is not finite
     (or fails to run). Deterministic: same program, same fingerprint, in any process."""
     if steps <= 0:
@@ -37,12 +43,7 @@ def fingerprint(program: Program, steps: int = 4) -> str | None:
     try:
         compiled = compile_program(program, "eager")
         params = [torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES]
-        states = []
-        for name in compiled.state:
-            if compiled.state_kinds[name] is Kind.TENSOR:
-                states.append([torch.randn(s, generator=gen, dtype=torch.float64) for s in SHAPES])
-            else:
-                states.append([torch.randn((), generator=gen, dtype=torch.float64) for _ in SHAPES])
+        states = compiled.init_state(params)
         trajectory = []
         with torch.no_grad():
             for step in range(steps):

@@ -1,6 +1,7 @@
 """Funnel selection against meta-overfitting (paper-notes section 3).
 
-At the end of a search, the ``top_k`` programs by proxy fitness are re-evaluated on the same
+At the end of a search, the ``top_k`` programs by proxy fitness (counting programs with exactly
+the same proxy scores once: equivalent programs the fingerprint did not merge) are re-evaluated on the same
 tasks made ``scales[0]`` times larger (10x), beside the baseline (the AdamW program); those
 that beat the baseline there go on to ``scales[1]`` (100x), and so on. Every result is a row
 of the store's ``funnel`` table (the baseline's with ``role = 'baseline'``); a stage already
@@ -27,7 +28,7 @@ def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, con
     funnel = config.funnel
     baseline = resolve_program(funnel.baseline)
     baseline_hash = analyze(baseline).hash
-    survivors = [r for r in store.best(funnel.top_k + 1) if r.hash != baseline_hash][: funnel.top_k]
+    survivors = _distinct(store.best(10 * funnel.top_k + 1), baseline_hash, funnel.top_k)
     results: list[EvaluationRecord] = []
     for scale in funnel.scales:
         if not survivors:
@@ -57,3 +58,14 @@ def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, con
         results = [r for r in store.funnel() if r.scale == scale and r.role == "candidate" and r.beat_baseline]
         survivors = results
     return results
+
+
+def _distinct(records: Sequence[EvaluationRecord], baseline_hash: str, k: int) -> list[EvaluationRecord]:
+    """The first ``k`` records with distinct proxy scores, the baseline left out."""
+    out, seen = [], set()
+    for r in records:
+        key = (round(r.fitness, 12), round(r.test_fitness, 12))
+        if r.hash != baseline_hash and key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out[:k]

@@ -68,6 +68,11 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
     table = funnel_table(store)
     if table is not None:
         console.print(table)
+        for scale in sorted({r.scale for r in store.funnel()}):
+            stage = [r for r in store.funnel() if r.scale == scale and r.role == "candidate"]
+            passed = [r for r in stage if r.beat_baseline]
+            console.print(f"funnel at scale {scale:g}: {len(passed)} of {len(stage)} beat the baseline"
+                          + (f" ({', '.join(r.hash for r in passed)})" if passed else ""), highlight=False)
 
 
 def print_summary(store: RunStore, summary, console: Console) -> None:

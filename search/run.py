@@ -324,11 +324,20 @@ class Search:
             failures=int(self.counters["failures"]),
             best_fitness=best[0].fitness if best else nan,
             best_test_fitness=best[0].test_fitness if best else nan,
-            best_text=best[0].text if best else "",
+            best_text=self._live_text(best[0]) if best else "",
             initial_fitness=initial.fitness if initial else nan,
             initial_test_fitness=initial.test_fitness if initial else nan,
             max_evals=self.config.max_evals,
         )
+
+    def _live_text(self, record: EvaluationRecord) -> str:
+        """The best program without its redundant statements (worked out once per new best)."""
+        if getattr(self, "_shown", (None, ""))[0] != record.hash:
+            from symbolic_opt.analysis import analyze
+            from symbolic_opt.printer import print_program
+
+            self._shown = (record.hash, print_program(analyze(record.program).live_program()))
+        return self._shown[1]
 
     def summary(self, stopped_by: str) -> RunSummary:
         seconds = time.monotonic() - self.session_start

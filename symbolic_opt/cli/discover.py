@@ -55,10 +55,12 @@ def search_command(
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
     try:
-        run(cfg, resume=resume, console=console)
+        summary = run(cfg, resume=resume, console=console)
     except FileExistsError as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
+    if summary.stopped_by == "interrupted":
+        raise typer.Exit(130)  # the shell's convention for a run stopped by Ctrl-C
 
 
 @app.command("report")

@@ -66,6 +66,13 @@ def test_fingerprint_tells_different_programs_apart(old, new):
     assert fingerprint(programs.load("adamw_paper")) != fingerprint(parse(ADAMW.replace(old, new)))
 
 
+def test_fingerprint_merges_reads_of_a_state_that_stays_zero():
+    sgd = parse("def train(w, g, m, lr):\n    u = g * lr\n    return u, m\n")
+    disguised = parse("def train(w, g, m, lr):\n    u = g * lr\n    s = sqrt(m)\n    u = u + s\n    m = sign(m)\n    return u, m\n")
+    assert analyze(sgd).hash != analyze(disguised).hash
+    assert fingerprint(sgd) == fingerprint(disguised)
+
+
 def test_fingerprint_of_a_program_that_blows_up_is_none():
     assert fingerprint(parse(ADAMW.replace("wd = w * 0.01", "wd = exp(w)\n    wd = exp(wd)\n    wd = exp(wd)\n    wd = exp(wd)"))) is None
 
