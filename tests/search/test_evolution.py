@@ -110,3 +110,17 @@ def test_search_never_trains_a_program_twice_and_improves(tmp_path, fakes, local
     assert counters["children"] == 119 + hits
     assert summary.valid_child_rate >= 0.99
     assert summary.best.fitness > summary.initial.fitness
+
+
+def test_plateau_restarts_from_the_best_then_from_the_initial_program(tmp_path, fakes, local_ray):
+    config = fakes.config(tmp_path / "run", max_evals=80, population=8, tournament=2, restart_plateau=8)
+    summary = run(config, evaluate=fakes.evaluate, tasks=[fakes.Task()])
+    with RunStore(tmp_path / "run") as store:
+        counters = store.counters()
+        seeds = store._db.execute(
+            "SELECT epoch, mutation, COUNT(*) FROM members WHERE source = 'seed' GROUP BY epoch ORDER BY epoch").fetchall()
+    assert counters["restarts"] >= 2 and counters["epoch"] == counters["restarts"]
+    assert seeds[0][2] == 7  # the warm start's evaluation plus 7 copies
+    assert "from the best" in seeds[1][1] and "from the initial program" in seeds[2][1]
+    assert all(count == 8 for _, _, count in seeds[1:])
+    assert summary.evaluations == 80
