@@ -134,7 +134,6 @@ class Search:
         self.waiting: dict[str, list[tuple[Candidate, str]]] = {}
         self.session_evaluations = 0
         self.session_start = time.monotonic()
-        self.stopping: str | None = None
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> RunSummary:
