@@ -12,7 +12,7 @@ import sympy as sp
 import torch
 
 import programs
-from conftest import make_mlp, max_diff, train_mlp
+from mlp_training import make_mlp, max_diff, train_mlp
 from symbolic_opt import SymbolicOptimizer, parse
 from symbolic_opt.export import ExportError, export
 from symbolic_opt.simplify import simplify

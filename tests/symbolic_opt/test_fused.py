@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from conftest import make_mlp, max_diff, train_mlp
+from mlp_training import make_mlp, max_diff, train_mlp
 from symbolic_opt import SymbolicOptimizer
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import symbolic_opt
-from conftest import make_mlp, max_diff, train_mlp
+from mlp_training import make_mlp, max_diff, train_mlp
 from symbolic_opt import SGD, Adagrad, Adam, AdamW, Lion, RMSprop, SymbolicOptimizer, compile_program
 
 pytestmark = pytest.mark.usefixtures("one_thread")

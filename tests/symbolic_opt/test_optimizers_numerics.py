@@ -24,7 +24,7 @@ import torch
 from lion_pytorch.cautious_lion import Lion as CautiousLion
 
 import programs
-from conftest import max_diff, train_mlp
+from mlp_training import max_diff, train_mlp
 from symbolic_opt import SymbolicOptimizer, compile_program, parse
 
 pytestmark = pytest.mark.usefixtures("one_thread")
