@@ -2,7 +2,7 @@
 
     symopt show lion                 the program, its analysis, its generated code
     symopt search --preset quick     a search (see search/)
-    symopt simplify|diff|export|bench|report
+    symopt simplify|diff|export|bench|report|ops
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """Discover, inspect and simplify optimizers written as symbolic programs."""
@@ -28,6 +27,7 @@ from . import show  # noqa: E402,F401  (registers its command)
 from . import inspect  # noqa: E402,F401  (registers simplify, diff and export)
 from . import discover  # noqa: E402,F401  (registers search and report)
 from . import bench  # noqa: E402,F401  (registers bench)
+from . import ops  # noqa: E402,F401  (registers ops)
 
 
 def main() -> None:  # pragma: no cover - the console script

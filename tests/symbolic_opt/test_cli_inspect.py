@@ -135,3 +135,18 @@ def test_huge_expressions_are_not_written_out():
     assert invoke("export", text, "--to", "latex").exit_code == 1
     assert invoke("export", text, "--to", "torch").exit_code == 0
     assert invoke("diff", text, text.replace("2.0", "3.0")).exit_code == 1
+
+
+def test_ops_lists_the_op_table_and_one_entry():
+    from symbolic_opt.ops import OPS, SEARCH_OPS
+
+    wide = CliRunner(env={"COLUMNS": "250"})
+    everything = wide.invoke(app, ["ops"]).stdout
+    searched = wide.invoke(app, ["ops", "--search"]).stdout
+    assert all(f"│ {name} " in everything for name in OPS)
+    assert "│ exact_div " in everything and "│ exact_div " not in searched
+    assert all(f"│ {name} " in searched for name in SEARCH_OPS)
+    one = invoke("ops", "interp")
+    assert one.exit_code == 0 and "(1 - a) * x + a * y" in one.stdout and "torch.lerp" in one.stdout
+    bad = invoke("ops", "interpp")
+    assert bad.exit_code == 1 and "unknown function 'interpp'; did you mean interp" in bad.output
