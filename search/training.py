@@ -2,8 +2,9 @@
 
     result = train(problem, seeds, ProgramStep.of(program), deadline=time.perf_counter() + 2)
 
-Each step: the learning rate from ``schedule`` (linear warmup to 1, cosine decay to 0: the
-paper's warm-start program scales itself with ``lr = lr * 0.001``), the loss and gradient of
+Each step: the learning rate from ``schedule`` (linear warmup to ``lr_peak``, cosine decay to
+0: the paper's warm-start program scales itself with ``lr = lr * 0.001``; the evaluator picks
+each task's peak, see ``evaluate.py``), the loss and gradient of
 all seeds' models at once (``Problem.loss_and_grad``), then the optimizer on the flat
 buffers. A run stops at the first sign of failure: a nan or inf loss, a loss above
 ``DIVERGED`` times its first value, an exception from the optimizer, or the deadline.
@@ -122,9 +123,11 @@ class Plan:
 
 
 @functools.lru_cache(maxsize=64)
-def plan(problem: Problem, seeds: tuple[int, ...]) -> Plan:
-    """The run plan of ``problem`` for ``seeds``, made once per process."""
-    return Plan(problem, seeds, problem.init(seeds), problem.batches(seeds), schedule(problem.steps))
+def plan(problem: Problem, seeds: tuple[int, ...], lr_peak: float = 1.0) -> Plan:
+    """The run plan of ``problem`` for ``seeds``, made once per process; the schedule peaks at
+    ``lr_peak``."""
+    lrs = tuple(lr_peak * x for x in schedule(problem.steps))
+    return Plan(problem, seeds, problem.init(seeds), problem.batches(seeds), lrs)
 
 
 @dataclass(frozen=True)
@@ -153,16 +156,17 @@ def train(
     *,
     splits: dict[str, Sequence[int]] | None = None,
     deadline: float | None = None,
+    lr_peak: float = 1.0,
 ) -> RunResult:
     """Train ``problem``'s models for ``seeds`` (all at once) with ``optimizer``.
 
     ``splits`` maps a split name to the positions in ``seeds`` to score on it (default: every
-    seed on ``valid``). ``deadline`` is a ``time.perf_counter()`` value. Runs under
-    ``cpu_settings``. Never raises for a failing optimizer: the ``RunResult`` carries the
-    error instead.
+    seed on ``valid``). ``deadline`` is a ``time.perf_counter()`` value. ``lr_peak`` scales the
+    ``lr`` schedule the optimizer is handed. Runs under ``cpu_settings``. Never raises for a
+    failing optimizer: the ``RunResult`` carries the error instead.
     """
     with cpu_settings():
-        return _train(problem, tuple(seeds), optimizer, splits or {"valid": range(len(seeds))}, deadline)
+        return _train(problem, tuple(seeds), optimizer, splits or {"valid": range(len(seeds))}, deadline, lr_peak)
 
 
 @contextlib.contextmanager
@@ -199,9 +203,9 @@ def keep_heap() -> bool:
         return False
 
 
-def _train(problem, seeds, optimizer, splits, deadline) -> RunResult:
+def _train(problem, seeds, optimizer, splits, deadline, lr_peak) -> RunResult:
     start, cpu = time.perf_counter(), time.process_time()
-    run = plan(problem, seeds)
+    run = plan(problem, seeds, lr_peak)
     flat = run.init.clone()
     grad = torch.zeros_like(flat)
     views = problem.layout.views(flat)

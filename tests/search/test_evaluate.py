@@ -51,10 +51,10 @@ def test_the_warm_start_scores_exactly_zero_on_the_default_suite():
     assert 0 < result.seconds < 5
 
 
-def test_lion_with_a_sensible_lr_beats_or_nears_adamw_on_digits():
-    result = evaluate(lion(0.003), [TaskSpec("digits_mlp")])
+def test_lion_with_a_sensible_lr_nears_tuned_adamw_on_digits():
+    result = evaluate(lion(0.001), [TaskSpec("digits_mlp")])  # measured: -0.175 (0.3x or 3x this lr: -0.47, -0.60)
     assert result.error is None
-    assert result.fitness > -0.05, result.per_task
+    assert -0.3 < result.fitness < 0.1, result.per_task
     assert result.per_task["digits_mlp"]["valid_accuracy"] > 0.9
 
 
@@ -175,3 +175,19 @@ def test_specs_and_results_are_frozen_and_picklable():
 def test_unknown_task_is_a_configuration_error():
     with pytest.raises(KeyError):
         evaluate(programs.load("adamw_paper"), [TaskSpec("no_such_task")])
+
+
+@pytest.mark.parametrize("name", ["digits_mlp", "quadratic"])
+def test_the_lr_peak_is_where_the_baseline_does_best_on_validation_only(name):
+    from search.evaluate import baseline, run
+
+    spec = TaskSpec(name)
+    base = baseline(spec)
+    warm = ProgramStep.of(programs.load("adamw_paper"))
+    mean = lambda r: sum(r.metrics["valid"]["loss"]) / len(r.metrics["valid"]["loss"])  # noqa: E731
+    for neighbour in (base.lr_peak * 2, base.lr_peak / 2):
+        other = run(spec, warm, lr_peak=neighbour)
+        assert other.error is not None or mean(other) >= mean(base.result), neighbour
+    assert base.lr_peak != 1.0  # the AdamW program's own lr is not the best on these proxies
+    assert baseline(TaskSpec(name, test_seeds=(7, 8, 9))).lr_peak == base.lr_peak  # the test split has no say
+    assert evaluate(programs.load("adamw_paper"), [spec]).per_task[name]["lr_peak"] == base.lr_peak
