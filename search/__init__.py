@@ -1,4 +1,9 @@
 """The discovery engine: proxy tasks, evaluation, mutation, regularized evolution on Ray,
-the run store, funnel selection and reports (paper-notes section 3)."""
+the run store, funnel selection and reports (paper-notes section 3).
 
-from .run import run  # noqa: E402,F401  search.run(config): a search run (ray is imported only when it starts)
+    import search
+    summary = search.run(search.load_config("quick", minutes=1.0))
+"""
+
+from .config import load_config  # noqa: F401
+from .run import run  # noqa: F401  (ray is imported only when a run starts)

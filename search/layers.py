@@ -17,6 +17,8 @@ import math
 
 import torch
 
+from .flat import Param
+
 _aten = torch.ops.aten
 RMS_EPS = 1e-6
 
@@ -47,6 +49,42 @@ def relu_backward(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def tanh_backward(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``dy * (1 - y^2)`` where ``y = tanh(x)``."""
     return _aten.tanh_backward(dy, y)
+
+
+ACTIVATIONS = {"relu": (torch.relu, relu_backward), "tanh": (torch.tanh, tanh_backward)}
+"""Hidden activations of ``mlp``: the function and its backward (from its output)."""
+
+
+def mlp_params(sizes) -> list[Param]:
+    """``Param``s of an MLP with layer widths ``sizes``: ``w{i}[fan_in, fan_out] ~ N(0, 1/fan_in)``, ``b{i} = 0``."""
+    params = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
+        params += [Param(f"w{i}", (fan_in, fan_out), 1 / math.sqrt(fan_in)), Param(f"b{i}", (fan_out,))]
+    return params
+
+
+def mlp(x: torch.Tensor, p: dict, n_layers: int, activation: str) -> list[torch.Tensor]:
+    """``h_0 = x``, ``h_i = act(h_{i-1} W_i + b_i)``, the last layer linear; every ``h_i`` (the
+    last is the output; the rest are ``mlp_backward``'s cache)."""
+    act = ACTIVATIONS[activation][0]
+    acts = [x]
+    for i in range(n_layers):
+        z = linear(acts[-1], p[f"w{i}"], p[f"b{i}"])
+        acts.append(act(z) if i < n_layers - 1 else z)
+    return acts
+
+
+def mlp_backward(dy: torch.Tensor, acts: list[torch.Tensor], p: dict, activation: str) -> dict:
+    """Gradients of ``mlp`` for every ``w{i}`` and ``b{i}`` from ``dy``, the output's."""
+    act_backward = ACTIVATIONS[activation][1]
+    n_layers = len(acts) - 1
+    grads = {}
+    d = dy
+    for i in reversed(range(n_layers)):
+        if i < n_layers - 1:
+            d = act_backward(d, acts[i + 1])
+        d, grads[f"w{i}"], grads[f"b{i}"] = linear_backward(d, acts[i], p[f"w{i}"], need_dx=i > 0)
+    return grads
 
 
 # --- normalisation ------------------------------------------------------------------------------

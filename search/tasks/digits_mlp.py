@@ -11,12 +11,8 @@ Scale ``s``: hidden width ``32 * sqrt(s)``, hidden layers ``1 + floor(log10 s)``
 
 from __future__ import annotations
 
-import math
-
-import torch
-
 from .. import layers
-from ..flat import Layout, Param
+from ..flat import Layout
 from . import digits
 from .base import Problem, extra_depth, scaled
 
@@ -35,38 +31,22 @@ class DigitsMLP(Problem):
         self.data = digits.splits()
         self.n_train = len(self.data["train"][1])
         sizes = [64] + [self.width] * self.depth + [10]
-        params = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-            params += [Param(f"w{i}", (fan_in, fan_out), 1 / math.sqrt(fan_in)), Param(f"b{i}", (fan_out,))]
-        self.layout = Layout(tuple(params))
+        self.layout = Layout(tuple(layers.mlp_params(sizes)))
         self.n_layers = len(sizes) - 1
-
-    def _logits(self, p, x):
-        acts = [x]
-        for i in range(self.n_layers):
-            z = layers.linear(acts[-1], p[f"w{i}"], p[f"b{i}"])
-            acts.append(torch.relu(z) if i < self.n_layers - 1 else z)
-        return acts
 
     def forward(self, p, batch):
         x, y = self.data["train"]
-        acts = self._logits(p, x[batch])
+        acts = layers.mlp(x[batch], p, self.n_layers, "relu")
         loss, ce = layers.cross_entropy(acts[-1], y[batch])
         return loss, (acts, ce)
 
     def backward(self, p, cache):
         acts, ce = cache
-        grads = {}
-        d = layers.cross_entropy_backward(ce)
-        for i in reversed(range(self.n_layers)):
-            if i < self.n_layers - 1:
-                d = layers.relu_backward(d, acts[i + 1])
-            d, grads[f"w{i}"], grads[f"b{i}"] = layers.linear_backward(d, acts[i], p[f"w{i}"], need_dx=i > 0)
-        return grads
+        return layers.mlp_backward(layers.cross_entropy_backward(ce), acts, p, "relu")
 
     def metrics(self, p, split):
         x, y = self.data[split]
         s = p["w0"].shape[0]
-        logits = self._logits(p, x.expand(s, *x.shape))[-1]
+        logits = layers.mlp(x.expand(s, *x.shape), p, self.n_layers, "relu")[-1]
         labels = y.expand(s, -1)
         return {"loss": layers.cross_entropy(logits, labels)[0], "accuracy": layers.accuracy(logits, labels)}

@@ -20,7 +20,7 @@ import math
 import torch
 
 from .. import layers
-from ..flat import Layout, Param, stable_seed
+from ..flat import Layout, stable_seed
 from .base import Problem, extra_depth, scaled
 
 D_IN, TEACHER_WIDTH, NOISE, N_EVAL = 16, 64, 0.1, 512
@@ -49,37 +49,21 @@ class TeacherStudent(Problem):
             y = torch.tanh(x @ a + a0) @ b + NOISE * torch.randn(count, 1, generator=gen)
             self.data[split] = (x, y)
         sizes = [D_IN] + [self.width] * self.depth + [1]
-        params = []
-        for i, (fan_in, fan_out) in enumerate(zip(sizes, sizes[1:])):
-            params += [Param(f"w{i}", (fan_in, fan_out), 1 / math.sqrt(fan_in)), Param(f"b{i}", (fan_out,))]
-        self.layout = Layout(tuple(params))
+        self.layout = Layout(tuple(layers.mlp_params(sizes)))
         self.n_layers = len(sizes) - 1
-
-    def _predict(self, p, x):
-        acts = [x]
-        for i in range(self.n_layers):
-            z = layers.linear(acts[-1], p[f"w{i}"], p[f"b{i}"])
-            acts.append(torch.tanh(z) if i < self.n_layers - 1 else z)
-        return acts
 
     def forward(self, p, batch):
         x, y = self.data["train"]
-        acts = self._predict(p, x[batch])
+        acts = layers.mlp(x[batch], p, self.n_layers, "tanh")
         loss, r = layers.mse(acts[-1], y[batch])
         return loss, (acts, r)
 
     def backward(self, p, cache):
         acts, r = cache
-        grads = {}
-        d = layers.mse_backward(r)
-        for i in reversed(range(self.n_layers)):
-            if i < self.n_layers - 1:
-                d = layers.tanh_backward(d, acts[i + 1])
-            d, grads[f"w{i}"], grads[f"b{i}"] = layers.linear_backward(d, acts[i], p[f"w{i}"], need_dx=i > 0)
-        return grads
+        return layers.mlp_backward(layers.mse_backward(r), acts, p, "tanh")
 
     def metrics(self, p, split):
         x, y = self.data[split]
         s = p["w0"].shape[0]
-        pred = self._predict(p, x.expand(s, *x.shape))[-1]
+        pred = layers.mlp(x.expand(s, *x.shape), p, self.n_layers, "tanh")[-1]
         return {"loss": layers.mse(pred, y.expand(s, -1, -1))[0]}
