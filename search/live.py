@@ -1,7 +1,8 @@
 """The live view of a running search (rich): rates, the best fitness, the best program.
 
 On a terminal it is a ``rich.live.Live`` panel refreshed a few times a second; elsewhere
-(a log file, a test) it prints one status line every ``every_s`` seconds instead.
+(a log file, a test) or with ``enabled=False`` (``--no-live``) it prints one status line
+every ``every_s`` seconds instead.
 """
 
 from __future__ import annotations
@@ -54,7 +55,6 @@ class LiveView:
     def __init__(self, console: Console | None = None, *, enabled: bool = True, every_s: float = 10.0):
         self.console = console or Console()
         self.interactive = enabled and self.console.is_terminal
-        self.enabled = enabled
         self.every_s = every_s
         self._live: Live | None = None
         self._last_line = 0.0
@@ -73,7 +73,7 @@ class LiveView:
     def update(self, stats: Stats) -> None:
         if self._live is not None:
             self._live.update(render(stats))
-        elif self.enabled and time.monotonic() - self._last_line >= self.every_s:
+        elif time.monotonic() - self._last_line >= self.every_s:
             self._last_line = time.monotonic()
             self.console.print(stats.line(), highlight=False)
 
