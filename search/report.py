@@ -41,12 +41,12 @@ def funnel_table(store: RunStore) -> Table | None:
     if not rows:
         return None
     table = Table(title="funnel: re-evaluated at larger scales", title_justify="left")
-    for name in ("scale", "hash", "role", "fitness", "test", "beats baseline", "seconds"):
-        table.add_column(name)
+    for name in ("scale", "hash", "role", "fitness", "test", "beats", "seconds"):
+        table.add_column(name, no_wrap=True)
     for r in rows:
         beat = "" if r.beat_baseline is None else ("yes" if r.beat_baseline else "no")
-        table.add_row(f"{r.scale:g}", r.hash, r.role or "", _num(r.fitness), _num(r.test_fitness), beat,
-                      f"{r.seconds or 0:.1f}")
+        scores = ("failed", "") if r.error else (_num(r.fitness), _num(r.test_fitness))
+        table.add_row(f"{r.scale:g}", r.hash[:12], r.role or "", *scores, beat, f"{r.seconds or 0:.1f}")
     return table
 
 
@@ -73,6 +73,9 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
             passed = [r for r in stage if r.beat_baseline]
             console.print(f"funnel at scale {scale:g}: {len(passed)} of {len(stage)} beat the baseline"
                           + (f" ({', '.join(r.hash for r in passed)})" if passed else ""), highlight=False)
+            for r in stage:
+                if r.error:
+                    console.print(f"  {r.hash[:12]} failed: {r.error}", highlight=False)
 
 
 def print_summary(store: RunStore, summary, console: Console) -> None:
