@@ -33,8 +33,7 @@ def search_command(
 ) -> None:
     """Search for an optimizer by regularized evolution on proxy tasks (Ray-parallel).
 
-    Every evaluated program streams to RUN_DIR/store.sqlite; kill it any time and continue
-    with --resume RUN_DIR.
+    Every evaluated program streams to RUN_DIR/store.sqlite; kill it any time and continue with --resume RUN_DIR.
     """
     import dataclasses
 

@@ -54,8 +54,12 @@ def simplify_command(
     tolerance: float = typer.Option(0.002, help="stage 3 keeps a drop that moves fitness by at most this"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print only the simplified program"),
 ) -> None:
-    """Simplify a program step by step: (1) dead code and dead state, (2) algebra, each step
-    proven by sympy, (3) with --task, statements whose removal costs no fitness."""
+    """Simplify a program step by step, saying what each step changed and why.
+
+    (1) dead statements and dead state;
+    (2) algebraic rewrites, each proven by sympy;
+    (3) with --task: drop statements whose removal moves fitness by at most --tolerance.
+    """
     prog = load_program(program, run)
     score = _task_score(task, scale) if task else None
     result = simplify(prog, algebra=algebra, score=score, tolerance=tolerance)
@@ -87,8 +91,11 @@ def diff_command(
     seed: int = typer.Option(0, help="numeric check: random seed"),
     rtol: float = typer.Option(1e-4, help="numeric check: relative tolerance"),
 ) -> None:
-    """Whether two programs are the same optimizer (canonical form, sympy, or numbers), and
-    where they differ. Exit status 0 if the same, 1 if they differ."""
+    """Whether two programs are the same optimizer, and where they differ.
+
+    Decided by canonical form, a sympy proof, or numbers on random inputs.
+    Exit status: 0 the same, 1 different, 2 bad input.
+    """
     pa, pb = load_program(a, run, code=2), load_program(b, run, code=2)
     verdict = compare(pa, pb, trials=trials, steps=steps, seed=seed, rtol=rtol)
     console = Console(highlight=False, soft_wrap=True)
