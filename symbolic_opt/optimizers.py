@@ -113,10 +113,11 @@ class Lion(_Familiar):
 
 class Adam(_Familiar):
     """Adam with torch.optim.Adam's arguments, defaults, state and numbers (coupled weight
-    decay ``g <- g + wd * w``; ``decoupled_weight_decay=True`` is AdamW). No amsgrad."""
+    decay ``g <- g + wd * w``; ``decoupled_weight_decay=True`` is AdamW; ``amsgrad=True``
+    runs the ``_amsgrad`` program, with torch's ``max_exp_avg_sq`` buffer)."""
 
     program_name = "adam"
-    state_names = {"m": "exp_avg", "v": "exp_avg_sq"}
+    state_names = {"m": "exp_avg", "v": "exp_avg_sq", "vmax": "max_exp_avg_sq"}
 
     def __init__(
         self,
@@ -136,13 +137,13 @@ class Adam(_Familiar):
         backend: str | None = None,
         state_dtype: torch.dtype | None = None,
     ):
-        _refuse(type(self).__name__, amsgrad=amsgrad, capturable=capturable, differentiable=differentiable)
+        _refuse(type(self).__name__, capturable=capturable, differentiable=differentiable)
         if not all(0.0 <= b < 1.0 for b in betas) or eps < 0 or weight_decay < 0:
             raise ValueError(f"invalid betas {betas}, eps {eps} or weight_decay {weight_decay}")
         super().__init__(
-            params, lr, {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay},
+            params, lr, {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": bool(amsgrad)},
             backend=_backend(backend, foreach, fused), maximize=maximize, state_dtype=state_dtype,
-            program_name="adamw" if decoupled_weight_decay else self.program_name,
+            program_name=("adamw" if decoupled_weight_decay else "adam") + ("_amsgrad" if amsgrad else ""),
         )
 
     def hyperparameters(self, group):
@@ -151,7 +152,7 @@ class Adam(_Familiar):
 
 
 class AdamW(Adam):
-    """AdamW with torch.optim.AdamW's arguments, defaults, state and numbers (no amsgrad)."""
+    """AdamW with torch.optim.AdamW's arguments, defaults, state and numbers, amsgrad included."""
 
     program_name = "adamw"
 

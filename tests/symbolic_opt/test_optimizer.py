@@ -207,13 +207,14 @@ def test_resumed_run_equals_uninterrupted_run(make, backend):
     (lambda p: Lion(p, lr=1e-3, weight_decay=0.1), lambda p: lion_pytorch.Lion(p, lr=1e-3, weight_decay=0.1), 7),
     (lambda p: AdamW(p, lr=1e-2), lambda p: O.AdamW(p, lr=1e-2, foreach=False), 7),
     (lambda p: Adam(p, lr=1e-2, weight_decay=0.1), lambda p: O.Adam(p, lr=1e-2, weight_decay=0.1, foreach=False), 7),
+    (lambda p: AdamW(p, lr=1e-2, amsgrad=True), lambda p: O.AdamW(p, lr=1e-2, amsgrad=True, foreach=False), 7),
     (lambda p: SGD(p, lr=0.05, momentum=0.9, nesterov=True),
      lambda p: O.SGD(p, lr=0.05, momentum=0.9, nesterov=True, foreach=False), 7),
     (lambda p: SGD(p, lr=0.05), lambda p: O.SGD(p, lr=0.05, foreach=False), 7),
     (lambda p: RMSprop(p, lr=1e-3, momentum=0.5, centered=True),
      lambda p: O.RMSprop(p, lr=1e-3, momentum=0.5, centered=True, foreach=False), 7),
     (lambda p: Adagrad(p, lr=0.05, lr_decay=0.01), lambda p: O.Adagrad(p, lr=0.05, lr_decay=0.01, foreach=False), 7),
-], ids=["Lion", "AdamW", "Adam", "SGD-nesterov", "SGD-plain", "RMSprop", "Adagrad"])
+], ids=["Lion", "AdamW", "Adam", "AdamW-amsgrad", "SGD-nesterov", "SGD-plain", "RMSprop", "Adagrad"])
 @pytest.mark.parametrize("direction", ["theirs->ours", "ours->theirs"])
 def test_checkpoints_interchange_with_the_reference(ours, theirs, steps, direction):
     """Train k steps with one implementation, load its state_dict into the other, go on: the
@@ -236,6 +237,7 @@ def test_familiar_classes_keep_torch_state_names():
     model, x, y = make_mlp()
     p = next(model.parameters())
     for make, torch_make in [(AdamW, O.AdamW), (Adam, O.Adam), (SGD, lambda ps: O.SGD(ps, momentum=0.9)),
+                             (lambda ps: Adam(ps, amsgrad=True), lambda ps: O.Adam(ps, amsgrad=True)),
                              (lambda ps: RMSprop(ps, momentum=0.9, centered=True),
                               lambda ps: O.RMSprop(ps, momentum=0.9, centered=True)),
                              (Adagrad, O.Adagrad), (Lion, lion_pytorch.Lion)]:
@@ -388,8 +390,10 @@ def test_familiar_classes_pick_backends_from_torch_flags():
     assert Lion(model.parameters(), use_triton=True).backend == "fused"
     assert Adam(model.parameters(), decoupled_weight_decay=True).program_label == "adamw"
     assert RMSprop(model.parameters(), momentum=0.9).program_label == "rmsprop_momentum"
-    with pytest.raises(ValueError, match="amsgrad"):
-        Adam(model.parameters(), amsgrad=True)
+    assert Adam(model.parameters(), amsgrad=True).program_label == "adam_amsgrad"
+    assert AdamW(model.parameters(), amsgrad=True).program_label == "adamw_amsgrad"
+    with pytest.raises(ValueError, match="capturable"):
+        Adam(model.parameters(), capturable=True)
     with pytest.raises(ValueError, match="Nesterov"):
         SGD(model.parameters(), nesterov=True)
 

@@ -53,6 +53,8 @@ class TorchCase:
 TORCH_CASES = [
     TorchCase("adamw", O.AdamW, 1e-2),
     TorchCase("adam", O.Adam, 1e-2),
+    TorchCase("adamw_amsgrad", O.AdamW, 1e-2, dict(amsgrad=True)),
+    TorchCase("adam_amsgrad", O.Adam, 1e-2, dict(amsgrad=True)),
     TorchCase("sgd", O.SGD, 0.05),
     TorchCase("sgd", O.SGD, 0.05, dict(momentum=0.9), dict(momentum=0.9)),
     TorchCase("sgd", O.SGD, 0.05, dict(momentum=0.9, dampening=0.3), dict(momentum=0.9, dampening=0.3)),
