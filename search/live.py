@@ -7,6 +7,7 @@ every ``every_s`` seconds instead.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -46,7 +47,12 @@ class Stats:
     def line(self) -> str:
         return (f"[{self.elapsed_s:6.0f}s] evals {self.evaluations} ({self.evals_per_s:.1f}/s)  "
                 f"children {self.children}  cache hits {self.cache_hit_rate:.0%}  valid {self.valid_child_rate:.1%}  "
-                f"best {self.best_fitness:.4f} (start {self.initial_fitness:.4f})  epoch {self.epoch}")
+                f"best {_score(self.best_fitness)} (start {_score(self.initial_fitness)})  epoch {self.epoch}")
+
+
+def _score(value: float) -> str:
+    """A fitness, or ``-`` before there is one (nan)."""
+    return "-" if math.isnan(value) else f"{value:.4f}"
 
 
 class LiveView:
@@ -75,7 +81,7 @@ class LiveView:
             self._live.update(render(stats))
         elif time.monotonic() - self._last_line >= self.every_s:
             self._last_line = time.monotonic()
-            self.console.print(stats.line(), highlight=False)
+            self.console.print(stats.line(), highlight=False, soft_wrap=True)
 
 
 def render(stats: Stats) -> Panel:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 
 from rich.console import Console
 
@@ -23,6 +25,13 @@ def test_off_a_terminal_or_disabled_it_prints_a_status_line_every_few_seconds():
         lines = out.getvalue().splitlines()
         assert len(lines) == 1, lines
         assert "evals 300 (10.0/s)" in lines[0] and "cache hits 25%" in lines[0] and "best 0.0125" in lines[0]
+
+
+def test_a_status_line_is_one_line_and_says_dash_before_any_fitness():
+    out = io.StringIO()
+    with LiveView(Console(file=out, width=40), enabled=False) as view:
+        view.update(dataclasses.replace(STATS, best_fitness=math.nan, initial_fitness=math.nan))
+    assert out.getvalue().count("\n") == 1 and "best - (start -)" in out.getvalue()
 
 
 def test_the_panel_shows_rates_and_the_best_program():
