@@ -483,7 +483,7 @@ class _LoopEmitter(_Emitter):
         return op.inplace
 
     def generate(self) -> Generated:
-        a, plan = self.a, self.plan
+        plan = self.plan
         self.bind_input_names()
         self.plan_buffers()
         self.emit_host()
@@ -717,7 +717,6 @@ class _ForeachEmitter(_Emitter):
         return not any(self.a.kind(r).per_parameter for r in refs[2:])
 
     def generate(self) -> Generated:
-        a = self.a
         self.bind_input_names()
         self.plan_buffers()
         self.emit_host()

@@ -28,7 +28,6 @@ from functools import cached_property
 from . import ops
 from .analysis import Analysis, Ref
 from .kinds import Kind
-from .ops import Rule
 
 W = Ref("input", "w")
 
@@ -212,11 +211,3 @@ def _schedule(a: Analysis, absorbed: frozenset[int]):
         keyed.append((2 * lv + (0 if barrier else 1), i))
     device = tuple(i for _, i in sorted(keyed))
     return tuple(host), device, level, frozenset(at_barrier)
-
-
-def is_per_parameter(a: Analysis, ref: Ref) -> bool:
-    return a.kind(ref).per_parameter
-
-
-def group_rule(op: ops.Op) -> bool:
-    return op.rule in (Rule.GROUP_REDUCE, Rule.GROUP_MAP)

@@ -98,3 +98,12 @@ def test_format_statement_prints_statements_that_do_not_check():
     assert format_statement(Statement("u", "sgn", (Var("g"),))) == "u = sgn(g)"
     assert format_statement(Statement("u", "add", (Var("g"),))) == "u = add(g)"
     assert format_statement(Statement("u", "mul", (Var("g"), Const(float("inf"))))) == "u = g * inf"
+
+
+def test_new_hyperparameter_defaults_print_and_round_trip():
+    lion = library.load("lion")
+    tuned = lion.with_hyperparams(beta1=0.95, wd=0.1)
+    assert tuned.defaults == {**lion.defaults, "beta1": 0.95, "wd": 0.1} and tuned.body == lion.body
+    assert "beta1=0.95" in print_program(tuned) and parse(print_program(tuned)) == tuned
+    with pytest.raises(KeyError, match="unknown hyperparameter.*'beta3'"):
+        lion.with_hyperparams(beta3=0.5)
