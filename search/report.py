@@ -112,7 +112,8 @@ def plot_fitness(store: RunStore, path: Path | None = None) -> Path:
         lo = sorted(ys)[len(ys) // 20] if len(ys) > 20 else min(ys)  # keep the worst 5% from flattening the plot
         ax.scatter(xs, ys, s=4, alpha=0.3, label="evaluations")
         ax.plot(xs, best, color="C3", label="best so far")
-        ax.set_ylim(bottom=lo - 0.05 * (max(ys) - lo + 1e-12))
+        pad = 0.05 * (max(ys) - lo + 1e-12)
+        ax.set_ylim(lo - pad, max(ys) + pad)
         ax.legend(loc="lower right")
     ax.set_xlabel("minutes since the first evaluation")
     ax.set_ylabel("proxy fitness (higher is better)")
