@@ -25,6 +25,7 @@ import dataclasses
 import logging
 import math
 import os
+import socket
 import time
 import traceback
 from dataclasses import dataclass
@@ -138,6 +139,7 @@ class RayPool:
         if not ray.is_initialized():
             logging.getLogger("ray").setLevel(logging.ERROR)
             if self._address:
+                check_reachable(self._address)
                 ray.init(address=self._address, logging_level=logging.ERROR, log_to_driver=False)
             else:
                 cpus = self._requested_workers or os.cpu_count() or 1
@@ -243,3 +245,19 @@ class RayPool:
             self.killed += 1
             done.append(Done(flight.key, failure(f"timeout: no result after {flight.timeout_s:g}s", now - flight.started)))
         return done
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Raise ``ConnectionError`` at once if nothing listens at a ``host:port`` (or ``ray://host:port``)
+    cluster address; Ray itself retries an unreachable address for minutes. ``auto`` is Ray's to resolve."""
+    target = address.split("://", 1)[-1]
+    host, sep, port = target.rpartition(":")
+    if address == "auto" or not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConnectionError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}); start one with `ray start --head`, "
+            "or leave out --address for a local Ray"
+        ) from None

@@ -55,7 +55,7 @@ def search_command(
         raise typer.Exit(1)
     try:
         summary = run(cfg, resume=resume, console=console)
-    except FileExistsError as exc:
+    except (FileExistsError, ConnectionError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
     if summary.stopped_by == "interrupted":

@@ -109,3 +109,26 @@ def test_search_on_a_two_node_cluster(tmp_path, fakes, cluster):
     with RunStore(run_dir) as store:
         nodes = {r.per_task["fake"]["node"] for r in store.evaluations() if r.error is None}
     assert len(nodes) == 2  # both nodes evaluated candidates
+
+
+def test_an_unreachable_address_is_a_clear_error_at_once(tmp_path):
+    from search.runner import check_reachable
+
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1]
+        check_reachable(f"127.0.0.1:{port}")  # something answers: Ray takes it from here
+        check_reachable(f"ray://127.0.0.1:{port}")
+    check_reachable("auto")
+    start = time.monotonic()
+    with pytest.raises(ConnectionError, match=rf"no Ray cluster answers at 127.0.0.1:{port} .*ray start --head"):
+        check_reachable(f"127.0.0.1:{port}")  # closed now
+    assert time.monotonic() - start < 5
+
+    from typer.testing import CliRunner
+    from symbolic_opt.cli import app
+
+    result = CliRunner().invoke(app, ["search", "--address", f"127.0.0.1:{port}", "--max-evals", "3",
+                                      "--out", str(tmp_path / "run"), "--no-live"])
+    assert result.exit_code == 1 and "no Ray cluster answers" in result.output and "Traceback" not in result.output
