@@ -20,8 +20,10 @@ to 0) scaled to the task's peak, and ``step`` counts 1, 2, ... The peak is where
 does best: from 1, doubled or halved while the baseline's validation loss improves
 (``tune_lr_peak``). So 0 means as good as AdamW with a tuned learning rate, and a candidate
 cannot win by merely taking larger steps than an under-tuned baseline (at the AdamW
-program's own lr, 3x larger steps alone score +0.12 on the default suite). A bad candidate never raises: exceptions, nan/inf losses,
-divergence and running past ``deadline_s`` score ``WORST`` with the reason in ``error``.
+program's own lr, 3x larger steps alone score +0.12 on the default suite).
+
+A bad candidate never raises: exceptions, nan/inf losses, divergence and running past
+``deadline_s`` score ``WORST`` with the reason in ``error``.
 A bad task list (an unknown task name) does raise: that is a configuration error.
 """
 

@@ -123,11 +123,9 @@ class Plan:
 
 
 @functools.lru_cache(maxsize=64)
-def plan(problem: Problem, seeds: tuple[int, ...], lr_peak: float = 1.0) -> Plan:
-    """The run plan of ``problem`` for ``seeds``, made once per process; the schedule peaks at
-    ``lr_peak``."""
-    lrs = tuple(lr_peak * x for x in schedule(problem.steps))
-    return Plan(problem, seeds, problem.init(seeds), problem.batches(seeds), lrs)
+def plan(problem: Problem, seeds: tuple[int, ...]) -> Plan:
+    """The run plan of ``problem`` for ``seeds``, made once per process (schedule peak 1)."""
+    return Plan(problem, seeds, problem.init(seeds), problem.batches(seeds), schedule(problem.steps))
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,7 @@ def keep_heap() -> bool:
 
 def _train(problem, seeds, optimizer, splits, deadline, lr_peak) -> RunResult:
     start, cpu = time.perf_counter(), time.process_time()
-    run = plan(problem, seeds, lr_peak)
+    run = plan(problem, seeds)
     flat = run.init.clone()
     grad = torch.zeros_like(flat)
     views = problem.layout.views(flat)
@@ -214,6 +212,7 @@ def _train(problem, seeds, optimizer, splits, deadline, lr_peak) -> RunResult:
         step_fn = optimizer.bind(flat, grad, problem.layout)
         limit = None
         for t, lr in enumerate(run.lrs, start=1):
+            lr = lr_peak * lr
             loss = problem.loss_and_grad(views, run.batches[t - 1], grad)
             if limit is None:
                 limit = loss.abs() * DIVERGED
