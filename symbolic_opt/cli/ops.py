@@ -9,8 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..ops import CONSTANTS, OPS
+from ..ops import CONSTANTS, OPS, unknown_op_message
 from . import app
+from .show import fail
 
 
 @app.command("ops")
@@ -23,9 +24,6 @@ def ops_command(
     if name is not None:
         op = OPS.get(name)
         if op is None:
-            from .show import fail
-            from ..ops import unknown_op_message
-
             fail(unknown_op_message(name))
         console.print(f"[bold]{op.name}[/]  arity {op.arity}, {op.rule.value}"
                       f"{'' if op.search else ', outside the search space'}\n{op.math}")
