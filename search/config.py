@@ -93,6 +93,12 @@ class SearchConfig:
     """The initial program (a library name or a file)."""
     max_in_flight: int | None = None
     """Evaluations in flight at once; None: one per worker plus one, so no worker waits for the driver."""
+    deterministic: bool = False
+    """Apply results in the order their children were made, so that a run with the same seed,
+    config and worker count evaluates the same programs in the same order whatever finishes
+    first. Costs some throughput (a fast result waits for earlier, slower ones); wall-clock
+    limits (timeouts, ``minutes``) stay outside it, and a SIGKILL loses the results that had
+    arrived but were waiting for an earlier one (``--resume`` evaluates them again)."""
     eval_timeout_s: float = 60.0
     """An evaluation's time limit; past it the task is cancelled and scores worst."""
     restart_plateau: int = 0

@@ -16,6 +16,7 @@ were in flight, which are sent again. Completed evaluations are never redone.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import random
 import signal
@@ -132,6 +133,8 @@ class Search:
         for candidate in self.resubmit:
             self.cache.reserve(candidate.hash, candidate.fingerprint)
         self.waiting: dict[str, list[tuple[Candidate, str]]] = {}
+        self.order: collections.deque[Candidate] = collections.deque()  # deterministic: submission order
+        self.arrived: dict[Candidate, Outcome] = {}  # deterministic: results waiting for earlier ones
         self.session_evaluations = 0
         self.session_start = time.monotonic()
 
@@ -156,6 +159,7 @@ class Search:
                     pool.abandon()  # time is up: what is in flight stays pending for a resume
                     run_funnel(self.store, pool, self.config, self.tasks, self.console)
         except KeyboardInterrupt:
+            self._flush()
             stopped_by = "interrupted"
             self.console.print("[yellow]interrupted:[/yellow] in-flight evaluations abandoned "
                                "(they run again on --resume); the store is complete up to here.")
@@ -173,24 +177,33 @@ class Search:
         shown = 0.0
         while True:
             if deadline is not None and time.monotonic() >= deadline:
+                self._flush()
                 return "time"
             if not self._budget_left() and self.pool.in_flight == 0 and not self.resubmit:
                 return "budget"
-            while self.pool.has_room and self._budget_left():
-                candidate = self._next_candidate()
-                if candidate is None:
-                    break
-                self._submit(candidate)
-            for done in self.pool.results(timeout=0.2):
-                self._complete(done.key, done.outcome)
+            if not self.config.deterministic or self._outstanding() == 0:
+                self._refill()  # deterministic: children are made right after each result is applied
+            self._arrive(self.pool.results(timeout=0.2))
             if time.monotonic() - shown >= 0.25:
                 view.update(self.stats())
                 shown = time.monotonic()
 
+    def _refill(self) -> None:
+        """Submit children until ``max_in_flight`` are outstanding (or the budget is spent)."""
+        while self._outstanding() < self.pool.max_in_flight and self._budget_left():
+            candidate = self._next_candidate()
+            if candidate is None:
+                break
+            self._submit(candidate)
+
+    def _outstanding(self) -> int:
+        """Children submitted and not yet applied (in flight, or arrived and waiting their turn)."""
+        return self.pool.in_flight + len(self.arrived)
+
     def _budget_left(self) -> bool:
         if self.config.max_evals is None:
             return True
-        return self.counters["evaluations"] + self.pool.in_flight < self.config.max_evals
+        return self.counters["evaluations"] + self._outstanding() < self.config.max_evals
 
     def _start(self) -> None:
         """A fresh run (or one killed before its population existed) begins with the warm start."""
@@ -240,8 +253,29 @@ class Search:
         self.cache.reserve(candidate.hash, candidate.fingerprint)
         self.store.add_pending(candidate)
         self.pool.submit(candidate, candidate.program)
+        if self.config.deterministic:
+            self.order.append(candidate)
 
     # --- results ------------------------------------------------------------------------------
+    def _arrive(self, results) -> None:
+        """Results are in: apply them now, or (deterministic) each once every earlier child's is."""
+        if not self.config.deterministic:
+            for done in results:
+                self._complete(done.key, done.outcome)
+            return
+        self.arrived.update((done.key, done.outcome) for done in results)  # all first: they left the pool
+        while self.order and self.order[0] in self.arrived:
+            head = self.order.popleft()
+            self._complete(head, self.arrived.pop(head))
+            self._refill()  # from the population as it is now, whatever else has arrived meanwhile
+
+    def _flush(self) -> None:
+        """The session ends: apply what has arrived (in order) so the store keeps every result;
+        what is still in flight stays pending for a resume."""
+        for candidate in list(self.order):
+            if candidate in self.arrived:
+                self._complete(candidate, self.arrived.pop(candidate))
+        self.order.clear()
     def _complete(self, candidate: Candidate, outcome: Outcome) -> None:
         self.counters["evaluations"] += 1
         self.counters["failures"] += outcome.error is not None

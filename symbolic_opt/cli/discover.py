@@ -27,6 +27,9 @@ def search_command(
     workers: Optional[int] = typer.Option(None, help="local Ray workers (default: every core)"),
     address: Optional[str] = typer.Option(None, help="join this Ray cluster ('auto' or host:port)"),
     seed: Optional[int] = typer.Option(None, help="random seed of the search"),
+    deterministic: Optional[bool] = typer.Option(
+        None, "--deterministic/--no-deterministic",
+        help="apply results in the order children were made: same seed and workers, same search (slower)"),
     out: Optional[Path] = typer.Option(None, help="the run directory (default runs/PRESET-TIME)"),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="the live view (default: on a terminal)"),
     funnel: Optional[bool] = typer.Option(None, "--funnel/--no-funnel", help="funnel selection at the end"),
@@ -42,7 +45,7 @@ def search_command(
 
     console = Console()
     overrides = dict(population=population, tournament=tournament, max_evals=max_evals, minutes=minutes,
-                     workers=workers, address=address, seed=seed, live=live)
+                     workers=workers, address=address, seed=seed, live=live, deterministic=deterministic)
     try:
         if resume is not None:
             cfg = load_run_config(resume).replace(**overrides)

@@ -36,6 +36,8 @@ class FakeTask:
     log: str | None = None
     marks: str | None = None
     seeds: tuple[int, ...] = field(default=(0,))
+    jitter_s: float = 0.0
+    """Sleep a truly random time up to this long, so evaluations finish in a random order."""
 
 
 def fake_evaluate(program, tasks, *, deadline_s=None):
@@ -61,6 +63,8 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
     fitness = math.nan if mode == "nan" else quadratic_fitness(program)
     if task.delay_s:
         time.sleep(task.delay_s)
+    if task.jitter_s:
+        time.sleep(task.jitter_s * int.from_bytes(os.urandom(2), "big") / 65535)
     if task.log:
         with open(task.log, "a") as f:
             f.write(program_hash + "\n")
