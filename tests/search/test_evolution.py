@@ -148,3 +148,16 @@ def test_deterministic_runs_repeat_exactly_whatever_finishes_first(tmp_path, fak
 def store_members(run_dir):
     with RunStore(run_dir) as store:
         return [(m.hash, m.fitness) for m in store.population(int(store.counters()["epoch"]), 8)]
+
+
+def test_a_deterministic_session_stopped_by_time_keeps_every_result_and_resumes(tmp_path, fakes, local_ray):
+    config = fakes.config(tmp_path / "run", max_evals=30, minutes=0.04, seed=3, deterministic=True)
+    tasks = [fakes.Task(jitter_s=0.3)]
+    first = run(config, evaluate=fakes.evaluate, tasks=tasks)
+    assert first.stopped_by == "time" and 0 < first.evaluations < 30
+    second = run(config.replace(minutes=2.0), resume=tmp_path / "run", evaluate=fakes.evaluate, tasks=tasks)
+    assert second.stopped_by == "budget" and second.evaluations == 30
+    with RunStore(tmp_path / "run") as store:
+        hashes = [r.hash for r in store.evaluations()]
+        assert store.count("pending") == 0
+    assert len(hashes) == len(set(hashes)) == 30  # nothing lost, nothing evaluated twice
