@@ -151,13 +151,13 @@ def store_members(run_dir):
 
 
 def test_a_deterministic_session_stopped_by_time_keeps_every_result_and_resumes(tmp_path, fakes, local_ray):
-    config = fakes.config(tmp_path / "run", max_evals=30, minutes=0.04, seed=3, deterministic=True)
-    tasks = [fakes.Task(jitter_s=0.3)]
+    config = fakes.config(tmp_path / "run", max_evals=40, minutes=0.03, seed=3, deterministic=True)
+    tasks = [fakes.Task(delay_s=0.1, jitter_s=0.2)]  # at most 2 workers x 1.8 s / 0.1 s = 36 in the first session
     first = run(config, evaluate=fakes.evaluate, tasks=tasks)
-    assert first.stopped_by == "time" and 0 < first.evaluations < 30
+    assert first.stopped_by == "time" and 0 < first.evaluations < 40
     second = run(config.replace(minutes=2.0), resume=tmp_path / "run", evaluate=fakes.evaluate, tasks=tasks)
-    assert second.stopped_by == "budget" and second.evaluations == 30
+    assert second.stopped_by == "budget" and second.evaluations == 40
     with RunStore(tmp_path / "run") as store:
         hashes = [r.hash for r in store.evaluations()]
         assert store.count("pending") == 0
-    assert len(hashes) == len(set(hashes)) == 30  # nothing lost, nothing evaluated twice
+    assert len(hashes) == len(set(hashes)) == 40  # nothing lost, nothing evaluated twice
