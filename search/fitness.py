@@ -53,3 +53,10 @@ def combine(scores: Iterable[float]) -> float:
     """The fitness of a suite: the mean of its tasks' scores."""
     scores = list(scores)
     return sum(scores) / len(scores) if scores else WORST
+
+
+def format_score(value: float | None) -> str:
+    """A fitness as people read it: 4 decimals, or ``-`` where there is none yet (None or nan)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.4f}"

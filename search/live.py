@@ -7,7 +7,6 @@ every ``every_s`` seconds instead.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -16,6 +15,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
+
+from .fitness import format_score
 
 
 @dataclass(frozen=True)
@@ -47,12 +48,7 @@ class Stats:
     def line(self) -> str:
         return (f"[{self.elapsed_s:6.0f}s] evals {self.evaluations} ({self.evals_per_s:.1f}/s)  "
                 f"children {self.children}  cache hits {self.cache_hit_rate:.0%}  valid {self.valid_child_rate:.1%}  "
-                f"best {_score(self.best_fitness)} (start {_score(self.initial_fitness)})  epoch {self.epoch}")
-
-
-def _score(value: float) -> str:
-    """A fitness, or ``-`` before there is one (nan)."""
-    return "-" if math.isnan(value) else f"{value:.4f}"
+                f"best {format_score(self.best_fitness)} (start {format_score(self.initial_fitness)})  epoch {self.epoch}")
 
 
 class LiveView:

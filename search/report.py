@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
+from .fitness import format_score
 from .store import EvaluationRecord, RunStore
 
 PLOT_NAME = "fitness.png"
@@ -32,7 +33,7 @@ def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Tabl
             marks.append("best")
         if r.hash == initial_hash:
             marks.append("warm start")
-        table.add_row(str(r.length), r.hash, _num(r.fitness), _num(r.test_fitness), f"#{r.id}", ", ".join(marks))
+        table.add_row(str(r.length), r.hash, format_score(r.fitness), format_score(r.test_fitness), f"#{r.id}", ", ".join(marks))
     return table
 
 
@@ -45,7 +46,7 @@ def funnel_table(store: RunStore) -> Table | None:
         table.add_column(name, no_wrap=True)
     for r in rows:
         beat = "" if r.beat_baseline is None else ("yes" if r.beat_baseline else "no")
-        scores = ("failed", "") if r.error else (_num(r.fitness), _num(r.test_fitness))
+        scores = ("failed", "") if r.error else (format_score(r.fitness), format_score(r.test_fitness))
         table.add_row(f"{r.scale:g}", r.hash[:12], r.role or "", *scores, beat, f"{r.seconds or 0:.1f}")
     return table
 
@@ -62,8 +63,8 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
         b, i = best[0], initial
         verdict = "beats" if b.fitness > i.fitness and b.test_fitness > i.test_fitness else "does not beat"
         console.print(
-            f"best vs warm start: proxy {_num(b.fitness)} vs {_num(i.fitness)}, "
-            f"held-out test {_num(b.test_fitness)} vs {_num(i.test_fitness)}: the best {verdict} it on both.",
+            f"best vs warm start: proxy {format_score(b.fitness)} vs {format_score(i.fitness)}, "
+            f"held-out test {format_score(b.test_fitness)} vs {format_score(i.test_fitness)}: the best {verdict} it on both.",
             highlight=False)
     table = funnel_table(store)
     if table is not None:
@@ -131,11 +132,5 @@ def _program_panel(record: EvaluationRecord, title: str) -> Panel:
 
     live = print_program(analyze(record.program).live_program())
     text = Syntax(live.rstrip(), "python", theme="ansi_dark")
-    subtitle = f"{record.hash}   fitness {_num(record.fitness)}   test {_num(record.test_fitness)}"
+    subtitle = f"{record.hash}   fitness {format_score(record.fitness)}   test {format_score(record.test_fitness)}"
     return Panel(text, title=title, subtitle=subtitle)
-
-
-def _num(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.4f}"

@@ -276,6 +276,7 @@ class Search:
             if candidate in self.arrived:
                 self._complete(candidate, self.arrived.pop(candidate))
         self.order.clear()
+
     def _complete(self, candidate: Candidate, outcome: Outcome) -> None:
         self.counters["evaluations"] += 1
         self.counters["failures"] += outcome.error is not None

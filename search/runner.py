@@ -168,10 +168,6 @@ class RayPool:
     def in_flight(self) -> int:
         return len(self._flights)
 
-    @property
-    def has_room(self) -> bool:
-        return self.in_flight < self.max_in_flight
-
     def put(self, value: Any) -> ray.ObjectRef:
         """Put ``value`` (a task list, say) in the object store once, for ``submit(tasks=...)``."""
         return ray.put(value)
