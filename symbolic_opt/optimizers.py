@@ -143,7 +143,7 @@ class Adam(_Familiar):
         super().__init__(
             params, lr, {"betas": tuple(betas), "eps": eps, "weight_decay": weight_decay, "amsgrad": bool(amsgrad)},
             backend=_backend(backend, foreach, fused), maximize=maximize, state_dtype=state_dtype,
-            program_name=("adamw" if decoupled_weight_decay else "adam") + ("_amsgrad" if amsgrad else ""),
+            program_name=("adamw" if decoupled_weight_decay else self.program_name) + ("_amsgrad" if amsgrad else ""),
         )
 
     def hyperparameters(self, group):
