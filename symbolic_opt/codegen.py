@@ -12,7 +12,12 @@ Three emitters share the planning below and differ in how one statement is writt
 * ``foreach``: one ``torch._foreach_*`` call per statement for the whole group (ops without
   a foreach form fall back to a comprehension);
 * ``fused``: the eager form with every scalar a 0-d tensor, for ``torch.compile``: a new
-  learning rate is new data, not a new program, so it never recompiles.
+  learning rate is new data, not a new program, so it never recompiles;
+* ``tensor``: the same code run as plain Python, with every scalar a tensor that may have
+  any shape broadcasting against the parameters: ``lr`` of shape ``[R, 1]`` steps ``R``
+  models stacked as rows of one ``[R, N]`` tensor, each at its own learning rate (the
+  search trains a learning-rate grid that way). Scalars are then computed in the
+  parameters' dtype, not in float64 on the host.
 
 **Buffers.** Every statement writes a fresh tensor unless it can overwrite one nobody reads
 afterwards (in execution order, the update application included):
@@ -37,7 +42,9 @@ from .kinds import Kind
 from .lowering import W, Coef, Plan, Term
 from .ops import Rule
 
-BACKENDS = ("eager", "foreach", "fused")
+BACKENDS = ("eager", "foreach", "fused", "tensor")
+TENSOR_SCALARS = frozenset({"fused", "tensor"})
+"""Backends whose scalars are tensors (so they are computed on the device, not the host)."""
 _GLOBALS = frozenset({"torch", "np", "_rt", "math", "zip", "range", "list", "float", "abs", "len"})
 """Names generated code reads from its namespace or the builtins (the op table's templates
 included). No local may take them: a hyperparameter called ``torch`` must not hide the module."""
@@ -88,7 +95,7 @@ class _Emitter:
         self.program = self.a.program
         self.backend = backend
         self.function_name = function_name
-        self.host_scalars = backend != "fused"
+        self.host_scalars = backend not in TENSOR_SCALARS
         self.lines: list[str] = []
         self.indent = 1
         self.used_names: set[str] = set(_GLOBALS | _FIXED)
@@ -376,9 +383,10 @@ class _Emitter:
         each input gives the same piece of each result. Then temporaries are a piece's size,
         allocated from memory the allocator already holds (a whole 16M-element temporary is
         fresh pages every step: page faults cost more than the arithmetic; ``runtime.CHUNK``
-        says why pieces are few and large). Not for the fused backend (torch.compile makes one pass anyway), nor for
+        says why pieces are few and large). Not with tensor scalars (torch.compile makes one pass
+        anyway; an ``[R, 1]`` scalar does not cut into pieces of a row), nor for
         group or per-tensor reductions, per-tensor state, or write-backs that need copies."""
-        if self.backend == "fused" or self.plan.at_barrier or self.plan.end_level != 0 or self.clone_sources:
+        if not self.host_scalars or self.plan.at_barrier or self.plan.end_level != 0 or self.clone_sources:
             return False
         if any(self.a.state_kinds[s] is not Kind.TENSOR for s in self.carried):
             return False

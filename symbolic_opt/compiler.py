@@ -7,7 +7,9 @@
 ``params`` and ``grads`` are lists of tensors; ``states`` holds, for each *carried* state
 variable in order (``compiled.state``), the list of its buffers. Backends: ``eager``
 (per tensor), ``foreach`` (``torch._foreach_*``), ``fused`` (``torch.compile`` of the
-per-tensor step with every scalar a 0-d tensor, so a new lr never recompiles).
+per-tensor step with every scalar a 0-d tensor, so a new lr never recompiles), ``tensor``
+(that code run as plain Python: scalars are tensors of any shape that broadcasts against
+the parameters, e.g. one learning rate per row of ``R`` models stacked in an ``[R, N]`` tensor).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ class CompiledProgram:
 
 
 def compile_program(program: Program, backend: str = "foreach") -> CompiledProgram:
-    """Compile ``program`` for ``backend`` (one of ``eager``, ``foreach``, ``fused``).
+    """Compile ``program`` for ``backend`` (one of ``eager``, ``foreach``, ``fused``, ``tensor``).
 
     Raises ``ProgramError`` if the program does not check (``analyze``). Cached by
     program and backend.

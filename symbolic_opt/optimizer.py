@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Mapping
 import torch
 from torch.optim import Optimizer
 
+from .codegen import TENSOR_SCALARS
 from .compiler import CompiledProgram, compile_program
 from .ir import Program
 from .kinds import Kind
@@ -34,7 +35,8 @@ class SymbolicOptimizer(Optimizer):
         program: a ``Program``, program text, a path to a program file, or a library name.
         lr: the learning rate the program receives as ``lr``.
         backend: ``"foreach"`` (default: one multi-tensor call per statement), ``"eager"``
-            (per tensor) or ``"fused"`` (``torch.compile``; compiles once, never on a new lr).
+            (per tensor), ``"fused"`` (``torch.compile``; compiles once, never on a new lr) or
+            ``"tensor"`` (the fused code uncompiled: scalars as 0-d tensors).
         maximize: ascend instead of descend (the program sees ``-grad``).
         state_dtype: dtype of the state buffers; default each parameter's own dtype
             (``torch.float32`` keeps bf16 models' state in full precision, through
@@ -134,7 +136,7 @@ class SymbolicOptimizer(Optimizer):
             grads = [g.to(self.state_dtype) for g in grads]
         states = [[self.state[p][self.state_keys[s]] for p in params] for s in self.compiled.state]
         wanted = {k: v for k, v in scalars.items() if k in self.compiled.scalars}
-        if self.backend == "fused":
+        if self.backend in TENSOR_SCALARS:
             wanted = self._as_device_scalars(group_index, wanted, device, dtype)
         self.compiled(params, grads, states, **wanted)
 

@@ -232,6 +232,54 @@ def test_longer_programs_with_state_match_the_reference(program):
     check_against_reference(program, ("eager", "foreach"), steps=4, seed=1)
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(numeric_programs())
+def test_the_tensor_backend_matches_the_reference_on_random_programs(program):
+    """The fused backend's code run as Python, every scalar a 0-d tensor."""
+    check_against_reference(program, ("tensor",), device_scalars=True, rtol=1e-9, atol=1e-12)
+
+
+def _elementwise(program: Program) -> bool:
+    a = analyze(program)
+    from symbolic_opt.ops import OPS
+
+    live = [OPS[s.op] for s, alive in zip(program.body, a.live) if alive]
+    return not any(op.reduces for op in live) and all(a.state_kinds[s] is Kind.TENSOR for s in a.carried)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
+@given(numeric_programs())
+def test_per_row_scalars_step_stacked_rows_as_each_row_alone(program):
+    """Three rows of one ``[3, N]`` tensor, each with its own lr and hyperparameters (``[3, 1]``
+    tensors), step as each row does alone on the eager backend: how the search trains a
+    learning-rate grid in one batch."""
+    if not _elementwise(program):
+        return
+    gen = torch.Generator().manual_seed(0)
+    rows, n = 3, 7
+    w = torch.randn(rows, n, generator=gen, dtype=DTYPE)
+    lrs = [0.5, 0.05, 0.005]
+    hyper = {h: [v, v * 0.5, v * 2.0] for h, v in program.defaults.items()}
+    tensor, eager = compile_program(program, "tensor"), compile_program(program, "eager")
+    stacked, states = w.clone(), tensor.init_state([w])
+    alone = [w[r].clone() for r in range(rows)]
+    alone_states = [eager.init_state([x]) for x in alone]
+    for step in (1, 2, 3):
+        g = torch.randn(rows, n, generator=gen, dtype=DTYPE)
+        scalars = {"lr": torch.tensor(lrs, dtype=DTYPE).view(-1, 1) / step,
+                   **{h: torch.tensor(v, dtype=DTYPE).view(-1, 1) for h, v in hyper.items()}}
+        if program.uses_step:
+            scalars["step"] = torch.tensor(float(step), dtype=DTYPE)
+        tensor([stacked], [g], states, **{k: v for k, v in scalars.items() if k in tensor.scalars})
+        for r in range(rows):
+            given = {"lr": lrs[r] / step, **{h: v[r] for h, v in hyper.items()}}
+            if program.uses_step:
+                given["step"] = step
+            eager([alone[r]], [g[r].clone()], alone_states[r], **{k: v for k, v in given.items() if k in eager.scalars})
+    for r in range(rows):
+        assert_close(stacked[r], alone[r], f"row {r}", rtol=1e-9, atol=1e-12)
+
+
 # --- fixed programs that exercise one thing each -------------------------------------------------
 
 PAPER_LION = """
