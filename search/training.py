@@ -1,20 +1,27 @@
-"""Train a proxy problem with an optimizer program: the inner loop of every evaluation.
+"""Train a proxy problem's rows with an optimizer program: the inner loop of every evaluation.
 
-    result = train(problem, seeds, ProgramStep.of(program), deadline=time.perf_counter() + 2)
+    rows = [Row(seed, lr_peak=4.0 * m) for m in (0.25, 1, 4) for seed in (0, 1, 2)]
+    result = train(problem, rows, ProgramStep.of(program), deadline=time.process_time() + 2)
+    result.losses("valid"), result.errors
 
-Each step: the learning rate from ``schedule`` (linear warmup to ``lr_peak``, cosine decay to
-0: the paper's warm-start program scales itself with ``lr = lr * 0.001``; the evaluator picks
-each task's peak, see ``evaluate.py``), the loss and gradient of
-all seeds' models at once (``Problem.loss_and_grad``), then the optimizer on the flat
-buffers. A run stops at the first sign of failure: a nan or inf loss, a loss above
-``DIVERGED`` times its first value, an exception from the optimizer, or the deadline.
+Each row (``rows.py``) is one model of the task, trained from its seed's initialisation in
+its seed's data order with the schedule's learning rate (``schedule``: linear warmup, cosine
+decay to 0) scaled to the row's ``lr_peak``; the rows of a run live in one ``[R, N]``
+buffer. Each step: the loss and gradient of every row's model at once
+(``Problem.loss_and_grad``), then the optimizer on the flat buffers. A row fails, alone, at
+the first sign of trouble: a nan or inf loss, a loss above ``DIVERGED`` times its first
+value, an exception from its own step. The run fails as a whole when the deadline passes.
 
-How a program is applied to the ``[S, N]`` buffer (``ProgramStep.mode``): elementwise
-programs take the whole buffer in one call (``batched``). A group reduction (``global_norm``,
-``dot``, ``cosine_sim``, ``clip_by_global_norm``) must reduce over ONE model's parameters, so
-such programs are called once per seed on that seed's row (``per_seed``); per-tensor
-reductions (``tensor_norm``...) also get the row split into one tensor per parameter
-(``per_tensor``). Elementwise ops give the same numbers in every mode.
+How a program is applied to the ``[R, N]`` buffer (``ProgramStep.mode``): an elementwise
+program takes the whole buffer in one call (``batched``), compiled for the ``tensor``
+backend so that ``lr`` (and any hyperparameter that differs between rows) is an ``[R, 1]``
+tensor: a learning-rate grid trains in the same batch as the seeds. A group reduction
+(``global_norm``, ``dot``, ``cosine_sim``, ``clip_by_global_norm``) must reduce over ONE
+model's parameters, so such programs are called once per row on that row (``per_row``, on
+host scalars); per-tensor reductions (``tensor_norm``...) also get the row split into one
+tensor per parameter (``per_tensor``). Elementwise programs give the same numbers in every
+mode, up to the rounding of their scalars (float32 tensors in ``batched``, float64 on the
+host otherwise).
 """
 
 from __future__ import annotations
@@ -26,17 +33,19 @@ import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Mapping, Sequence
 
 import torch
 
 from symbolic_opt import compile_program
 from symbolic_opt.compiler import CompiledProgram
 from symbolic_opt.ir import Program
+from symbolic_opt.kinds import Kind
 from symbolic_opt.ops import OPS, Rule
 
 from .flat import Layout
-from .tasks.base import Problem
+from .rows import Row, RowsResult
+from .tasks.base import SPLITS, Problem
 
 DIVERGED = 10.0
 """A run has diverged once a seed's training loss exceeds this many times its first loss."""
@@ -44,28 +53,44 @@ DIVERGED = 10.0
 WARMUP = 0.1
 """Fraction of the steps spent warming the learning rate up linearly."""
 
-StepFn = Callable[[float, int], None]
-"""``step_fn(lr, t)``: one optimizer step (``t`` = 1, 2, ...) on buffers bound beforehand."""
-
-
 def schedule(steps: int, warmup: float = WARMUP) -> tuple[float, ...]:
-    """The ``lr`` input for steps ``1 .. steps``: ``t / W`` for ``t <= W = ceil(warmup * steps)``,
+    """The ``lr`` input for steps ``1 .. steps`` at peak 1: ``t / W`` for ``t <= W = ceil(warmup * steps)``,
     then ``(1 + cos(pi * (t - W) / (steps - W))) / 2``: peak 1 at ``t = W``, 0 at the last step."""
     w = max(1, math.ceil(warmup * steps))
     tail = max(1, steps - w)
     return tuple(t / w if t <= w else 0.5 * (1 + math.cos(math.pi * (t - w) / tail)) for t in range(1, steps + 1))
 
 
+class Stepper:
+    """One optimizer step for every row of a run, on buffers bound beforehand (``Optimizer.bind``).
+
+    ``stepper(scale, t)`` steps each row at its ``lr_peak * scale`` (``t`` = 1, 2, ...).
+    Where rows are stepped one at a time, a row whose own step raises is recorded in
+    ``failed`` (row -> reason) and stepped no more; ``retire(i)`` stops stepping a row the
+    loop has given up on (it diverged)."""
+
+    def __init__(self) -> None:
+        self.failed: dict[int, str] = {}
+
+    def __call__(self, scale: float, t: int) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def retire(self, row: int) -> None:
+        """No more steps for ``row`` (a no-op where rows are stepped together)."""
+
+
 class Optimizer:
     """Something that can step a flat buffer: ``bind`` it to ``(params, grad)`` for one run."""
 
-    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> StepFn:  # pragma: no cover
+    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout, rows: Sequence[Row]) -> Stepper:  # pragma: no cover
         raise NotImplementedError
 
 
 @dataclass(frozen=True)
 class ProgramStep(Optimizer):
-    """A program compiled with the ``eager`` backend, applied per ``mode`` (module docstring)."""
+    """A program applied to the ``[R, N]`` buffer per ``mode`` (module docstring): ``batched``
+    compiles it for the ``tensor`` backend (every scalar a tensor, ``lr`` one per row),
+    ``per_row`` and ``per_tensor`` for ``eager`` (host scalars, one call per row)."""
 
     compiled: CompiledProgram
     mode: str
@@ -73,47 +98,105 @@ class ProgramStep(Optimizer):
     @classmethod
     def of(cls, program: Program) -> "ProgramStep":
         """Compile ``program`` (raises ``ProgramError`` if it does not check) and pick its mode."""
-        compiled = compile_program(program, "eager")
-        return cls(compiled, step_mode(compiled))
+        eager = compile_program(program, "eager")
+        mode = step_mode(eager)
+        return cls(compile_program(program, "tensor") if mode == "batched" else eager, mode)
 
-    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> StepFn:
+    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout, rows: Sequence[Row]) -> Stepper:
+        hyper = _row_hyperparams(self.compiled, rows)
         if self.mode == "batched":
-            groups = [([flat.view(-1)], [grad.view(-1)])]
-        elif self.mode == "per_seed":
-            groups = [([flat[s]], [grad[s]]) for s in range(flat.shape[0])]
+            return _BatchedStep(self.compiled, flat, grad, rows, hyper)
+        if self.mode == "per_row":
+            groups = [([flat[i]], [grad[i]]) for i in range(len(rows))]
         else:
-            groups = [(layout.split(flat[s]), layout.split(grad[s])) for s in range(flat.shape[0])]
-        calls = [(ps, gs, *self.compiled.init_state(ps)) for ps, gs in groups]
-        fn = self.compiled.fn  # the generated function itself: no argument checking per step
-        scalars = {**self.compiled.program.defaults}
-        scalars = {k: scalars.get(k) for k in self.compiled.scalars}
-        uses_step = "step" in scalars
-
-        def step(lr: float, t: int) -> None:
-            scalars["lr"] = lr
-            if uses_step:
-                scalars["step"] = t
-            for args in calls:
-                fn(*args, **scalars)
-
-        return step
+            groups = [(layout.split(flat[i]), layout.split(grad[i])) for i in range(len(rows))]
+        return _PerRowStep(self.compiled, groups, rows, hyper)
 
 
 def step_mode(compiled: CompiledProgram) -> str:
-    """``batched``, ``per_seed`` or ``per_tensor``: what the program's live reductions need."""
+    """``batched``, ``per_row`` or ``per_tensor``: what the program's live reductions and state need.
+
+    A batched call treats the ``[R, N]`` buffer as one tensor with ``[R, 1]`` scalars, which is
+    exact for elementwise ops only, and only where every carried state is a tensor (a scalar
+    state would be one number for all rows)."""
     a = compiled.analysis
     live_ops = [OPS[s.op] for s, alive in zip(a.program.body, a.live) if alive]
     if any(op.rule is Rule.TENSOR_REDUCE for op in live_ops):
         return "per_tensor"
-    if any(op.needs_group for op in live_ops):
-        return "per_seed"
+    if any(op.needs_group for op in live_ops) or any(a.state_kinds[s] is not Kind.TENSOR for s in a.carried):
+        return "per_row"
     return "batched"
+
+
+def _row_hyperparams(compiled: CompiledProgram, rows: Sequence[Row]) -> list[dict[str, float]]:
+    """Each row's hyperparameters: the program's defaults, overridden by the row's own."""
+    defaults = {k: v for k, v in compiled.program.defaults.items() if k in compiled.scalars}
+    out = []
+    for row in rows:
+        unknown = sorted(set(row.hyperparams) - set(defaults))
+        if unknown:
+            raise ValueError(f"{', '.join(unknown)}: not a hyperparameter of {compiled.program.name} "
+                             f"(it has {', '.join(defaults) or 'none'})")
+        out.append({**defaults, **row.hyperparams})
+    return out
+
+
+class _BatchedStep(Stepper):
+    """One call of the ``tensor``-backend step on the whole ``[R, N]`` buffer: ``lr`` is an
+    ``[R, 1]`` tensor (each row's peak times the schedule), a hyperparameter that differs
+    between rows another, the rest 0-d tensors."""
+
+    def __init__(self, compiled: CompiledProgram, flat, grad, rows, hyper: list[dict[str, float]]):
+        super().__init__()
+        self.fn = compiled.fn  # the generated function itself: no argument checking per step
+        self.args = ([flat], [grad], *compiled.init_state([flat]))
+        self.peaks = torch.tensor([[row.lr_peak] for row in rows], dtype=flat.dtype)
+        self.scalars: dict[str, torch.Tensor] = {"lr": torch.empty_like(self.peaks)}
+        for name in hyper[0] if hyper else ():
+            values = [h[name] for h in hyper]
+            same = all(v == values[0] for v in values)
+            self.scalars[name] = torch.tensor(values[0] if same else values, dtype=flat.dtype)
+            if not same:
+                self.scalars[name] = self.scalars[name].view(-1, 1)
+        if "step" in compiled.scalars:
+            self.scalars["step"] = torch.zeros((), dtype=flat.dtype)
+
+    def __call__(self, scale: float, t: int) -> None:
+        torch.mul(self.peaks, scale, out=self.scalars["lr"])
+        if "step" in self.scalars:
+            self.scalars["step"].fill_(t)
+        self.fn(*self.args, **self.scalars)
+
+
+class _PerRowStep(Stepper):
+    """One call of the ``eager`` step per row, on host scalars."""
+
+    def __init__(self, compiled: CompiledProgram, groups, rows, hyper: list[dict[str, float]]):
+        super().__init__()
+        self.fn = compiled.fn
+        self.uses_step = "step" in compiled.scalars
+        self.calls = {i: ((ps, gs, *compiled.init_state(ps)), h, row.lr_peak)
+                      for i, ((ps, gs), h, row) in enumerate(zip(groups, hyper, rows))}
+
+    def __call__(self, scale: float, t: int) -> None:
+        for i, (args, scalars, peak) in list(self.calls.items()):
+            scalars["lr"] = peak * scale
+            if self.uses_step:
+                scalars["step"] = t
+            try:
+                self.fn(*args, **scalars)
+            except Exception as e:  # noqa: BLE001 - a candidate's runtime error fails its row, not the run
+                self.failed[i] = f"{type(e).__name__}: {e}"
+                del self.calls[i]
+
+    def retire(self, row: int) -> None:
+        self.calls.pop(row, None)
 
 
 @dataclass(frozen=True)
 class Plan:
-    """Everything fixed about a run before the optimizer is known: per seed, the initial
-    parameters, the data order and the learning-rate schedule."""
+    """Everything fixed about a run before the optimizer is known: per row, the initial
+    parameters and the data order, and the learning-rate schedule at peak 1."""
 
     problem: Problem
     seeds: tuple[int, ...]
@@ -124,47 +207,46 @@ class Plan:
 
 @functools.lru_cache(maxsize=64)
 def plan(problem: Problem, seeds: tuple[int, ...]) -> Plan:
-    """The run plan of ``problem`` for ``seeds``, made once per process (schedule peak 1)."""
-    return Plan(problem, seeds, problem.init(seeds), problem.batches(seeds), schedule(problem.steps))
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """What one training run gives: final metrics per split per seed, or why it failed."""
-
-    metrics: dict[str, dict[str, list[float]]]
-    """``{split: {metric: [one value per seed]}}`` for the requested splits."""
-    steps: int
-    """Steps completed."""
-    seconds: float
-    """Wall time of the run."""
-    error: str | None = None
-    cpu_seconds: float = 0.0
-    """CPU time of this process during the run."""
+    """The run plan of ``problem`` for ``seeds`` (one per row; a seed may repeat, as it does in
+    a learning-rate grid), made once per process. Each distinct seed is drawn once."""
+    distinct = tuple(dict.fromkeys(seeds))
+    index = torch.tensor([distinct.index(s) for s in seeds])
+    init, batches = problem.init(distinct), problem.batches(distinct)
+    if len(distinct) != len(seeds):
+        init, batches = init[index], batches[:, index].contiguous()
+    return Plan(problem, seeds, init, batches, schedule(problem.steps))
 
 
 class Failure(Exception):
-    """A run that stopped early; the message says why and where."""
+    """A run that stopped early for every row; the message says why and where."""
 
 
 def train(
     problem: Problem,
-    seeds: Sequence[int],
+    rows: Sequence[Row | int],
     optimizer: Optimizer,
     *,
-    splits: dict[str, Sequence[int]] | None = None,
+    splits: Mapping[str, Sequence[int]] | None = None,
     deadline: float | None = None,
-    lr_peak: float = 1.0,
-) -> RunResult:
-    """Train ``problem``'s models for ``seeds`` (all at once) with ``optimizer``.
+    record_curves: bool = False,
+) -> RowsResult:
+    """Train ``problem``'s models, one per row (all at once), with ``optimizer``.
 
-    ``splits`` maps a split name to the positions in ``seeds`` to score on it (default: every
-    seed on ``valid``). ``deadline`` is a ``time.perf_counter()`` value. ``lr_peak`` scales the
-    ``lr`` schedule the optimizer is handed. Runs under ``cpu_settings``. Never raises for a
-    failing optimizer: the ``RunResult`` carries the error instead.
+    ``rows``: ``Row``s, or plain seeds (a row at peak 1 with the program's defaults).
+    ``splits`` maps a split to the rows to score on it (default: every row on every split);
+    other rows get nan there. ``deadline`` is a ``time.process_time()`` value: the CPU time
+    this process may reach, which a busy machine does not make run out sooner.
+    ``record_curves`` keeps every step's training loss per row. Runs under ``cpu_settings``.
+    Never raises for a failing optimizer: the ``RowsResult`` says which rows failed and why.
     """
+    rows = tuple(r if isinstance(r, Row) else Row(r) for r in rows)
+    if splits is None:
+        splits = {split: range(len(rows)) for split in SPLITS}
     with cpu_settings():
-        return _train(problem, tuple(seeds), optimizer, splits or {"valid": range(len(seeds))}, deadline, lr_peak)
+        return _train(problem, rows, optimizer, splits, deadline, record_curves)
+
+
+_SETTINGS_DEPTH = [0]
 
 
 @contextlib.contextmanager
@@ -172,15 +254,19 @@ def cpu_settings(threads: int = 1):
     """One torch thread (Ray runs one evaluation per core) and subnormal floats flushed to
     zero: second moments of tiny gradients are subnormal, and arithmetic on them is ~100x
     slower, which would make an evaluation's time depend on its numbers. Both restored
-    afterwards. Also ``keep_heap`` (once per process)."""
+    afterwards (by the outermost of nested uses: torch cannot say whether flushing was on).
+    Also ``keep_heap`` (once per process)."""
     keep_heap()
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     torch.set_flush_denormal(True)
+    _SETTINGS_DEPTH[0] += 1
     try:
         yield
     finally:
-        torch.set_flush_denormal(False)
+        _SETTINGS_DEPTH[0] -= 1
+        if not _SETTINGS_DEPTH[0]:
+            torch.set_flush_denormal(False)
         torch.set_num_threads(before)
 
 
@@ -201,90 +287,124 @@ def keep_heap() -> bool:
         return False
 
 
-def _train(problem, seeds, optimizer, splits, deadline, lr_peak) -> RunResult:
+def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits, deadline, record_curves) -> RowsResult:
     start, cpu = time.perf_counter(), time.process_time()
-    run = plan(problem, seeds)
+    run = plan(problem, tuple(row.seed for row in rows))
     flat = run.init.clone()
     grad = torch.zeros_like(flat)
     views = problem.layout.views(flat)
+    errors: list[str | None] = [None] * len(rows)
+    alive = torch.ones(len(rows), dtype=torch.bool)
+    curves = torch.full((problem.steps, len(rows)), math.nan) if record_curves else None
     t = 0
+
+    def fail(i: int, why: str) -> None:
+        errors[i] = f"{why} (step {t} of {_where(problem)})"
+        alive[i] = False
+        stepper.retire(i)
+
+    stepper = optimizer.bind(flat, grad, problem.layout, rows)  # a row's unknown hyperparameter is the caller's error
     try:
-        step_fn = optimizer.bind(flat, grad, problem.layout)
         limit = None
-        for t, lr in enumerate(run.lrs, start=1):
-            lr = lr_peak * lr
+        for t, scale in enumerate(run.lrs, start=1):
             loss = problem.loss_and_grad(views, run.batches[t - 1], grad)
+            if curves is not None:
+                curves[t - 1] = loss
             if limit is None:
                 limit = loss.abs() * DIVERGED
-            if not bool((loss <= limit).all()):
-                raise Failure(_bad_loss(loss, limit, seeds))
-            step_fn(lr, t)
-            if deadline is not None and time.perf_counter() > deadline:
-                raise Failure(f"past the deadline after {time.perf_counter() - start:.3f} s")
+            fine = loss <= limit  # False for nan
+            if not bool(fine.all()):
+                for i in (alive & ~fine).nonzero().flatten().tolist():
+                    fail(i, _bad_loss(loss[i].item(), limit[i].item(), rows[i].seed))
+                if not bool(alive.any()):
+                    break
+            stepper(scale, t)
+            for i in [i for i in stepper.failed if errors[i] is None]:
+                fail(i, stepper.failed[i])
+            if deadline is not None and time.process_time() > deadline:
+                raise Failure(f"past its deadline after {time.process_time() - cpu:.3f} CPU s")
         with torch.no_grad():
-            metrics = {}
-            for split, rows in splits.items():
-                rows = list(rows)
-                sub = {k: v[rows] for k, v in views.items()}
-                values = {k: v.tolist() for k, v in problem.metrics(sub, split).items()}
-                bad = [seeds[rows[i]] for i, x in enumerate(values["loss"]) if not math.isfinite(x)]
-                if bad:
-                    raise Failure(f"non-finite {split} loss for seed {bad[0]}")
-                metrics[split] = values
+            metrics = {split: _scores(problem, views, split, [i for i in picked if errors[i] is None], len(rows))
+                       for split, picked in splits.items()}
+        for split, values in metrics.items():
+            for i in splits[split]:
+                if errors[i] is None and not math.isfinite(values["loss"][i]):
+                    errors[i] = f"non-finite {split} loss for seed {rows[i].seed}"
     except Failure as e:
         error = f"{e} (step {t} of {_where(problem)})"
     except Exception as e:  # a candidate's runtime error is its score, never a crash
         error = f"{type(e).__name__}: {e} (step {t} of {_where(problem)})"
     else:
-        return RunResult(metrics, t, time.perf_counter() - start, None, time.process_time() - cpu)
-    return RunResult({}, t, time.perf_counter() - start, error, time.process_time() - cpu)
+        nan = math.nan
+        metrics = {split: {k: tuple(v[i] if errors[i] is None else nan for i in range(len(rows))) for k, v in m.items()}
+                   for split, m in metrics.items()}
+        return RowsResult(rows, metrics, tuple(errors), t, time.perf_counter() - start, time.process_time() - cpu,
+                          None, None if curves is None else tuple(map(tuple, curves.T.tolist())))
+    return RowsResult.failed(rows, error, list(splits), steps=t, seconds=time.perf_counter() - start,
+                             cpu_seconds=time.process_time() - cpu)
 
 
-def initial_metrics(problem: Problem, seeds: Sequence[int], splits: dict[str, Sequence[int]]) -> dict[str, dict[str, list[float]]]:
-    """The untrained models' metrics (``RunResult.metrics`` form): what "no training" scores."""
+def _scores(problem: Problem, views: dict[str, torch.Tensor], split: str, picked: list[int], n: int) -> dict[str, list[float]]:
+    """``problem.metrics`` on ``split`` for the rows ``picked``, spread over all ``n`` rows (nan elsewhere)."""
+    out: dict[str, list[float]] = {"loss": [math.nan] * n}
+    if picked:
+        values = problem.metrics({k: v[picked] for k, v in views.items()}, split)
+        for name, tensor in values.items():
+            column = out.setdefault(name, [math.nan] * n)
+            for i, x in zip(picked, tensor.tolist()):
+                column[i] = x
+    return out
+
+
+def initial_metrics(problem: Problem, seeds: Sequence[int]) -> dict[str, dict[str, tuple[float, ...]]]:
+    """The untrained models' metrics (``RowsResult.metrics`` form, one value per seed, every
+    split): what "no training" scores."""
     views = problem.layout.views(plan(problem, tuple(seeds)).init)
     with torch.no_grad(), cpu_settings():
-        return {
-            split: {k: v.tolist() for k, v in problem.metrics({n: t[list(rows)] for n, t in views.items()}, split).items()}
-            for split, rows in splits.items()
-        }
+        return {split: {k: tuple(v.tolist()) for k, v in problem.metrics(views, split).items()} for split in SPLITS}
 
 
 def _where(problem: Problem) -> str:
     return problem.name if problem.scale == 1 else f"{problem.name}@{problem.scale:g}"
 
 
-def _bad_loss(loss: torch.Tensor, limit: torch.Tensor, seeds: tuple[int, ...]) -> str:
-    for i, (x, lim) in enumerate(zip(loss.tolist(), limit.tolist())):
-        if math.isnan(x):
-            return f"nan loss, seed {seeds[i]}"
-        if math.isinf(x):
-            return f"inf loss, seed {seeds[i]}"
-        if not x <= lim:
-            return f"diverged, seed {seeds[i]}: loss {x:.4g} > {DIVERGED:g}x its first value"
-    return "bad loss"
+def _bad_loss(loss: float, limit: float, seed: int) -> str:
+    if math.isnan(loss):
+        return f"nan loss, seed {seed}"
+    if math.isinf(loss):
+        return f"inf loss, seed {seed}"
+    return f"diverged, seed {seed}: loss {loss:.4g} > {DIVERGED:g}x its first value"
 
 
 class HandWrittenAdamW(Optimizer):
     """The paper's warm-start program (``programs/adamw_paper.py``) written by hand in torch on
-    the flat buffer, with the same numerics: the limit a compiled candidate is measured against.
+    the ``[R, N]`` buffer, one learning rate per row: the limit a compiled candidate is measured
+    against.
 
     ``m <- interp(g, m, 0.9)``, ``v <- interp(g^2, v, 0.999)``,
-    ``w <- w (1 - 1e-5 lr) - 1e-3 lr * m / (sqrt(v) + 1e-8)``.
+    ``w <- w (1 - 1e-5 lr) - 1e-3 lr * m / (sqrt(v) + 1e-8)`` with ``lr`` the row's.
     """
 
-    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> StepFn:
-        w, g = flat.view(-1), grad.view(-1)
-        m, v = torch.zeros_like(w), torch.zeros_like(w)
-        u = torch.empty_like(w)
+    def bind(self, flat: torch.Tensor, grad: torch.Tensor, layout: Layout, rows: Sequence[Row]) -> Stepper:
+        return _HandWrittenAdamWStep(flat, grad, rows)
 
-        def step(lr: float, t: int) -> None:
-            lr = lr * 0.001
-            m.lerp_(g, 1 - 0.9)
-            v.lerp_(torch.square(g, out=u), 1 - 0.999)
-            torch.sqrt(v, out=u).add_(1e-08)
-            torch.div(m, u, out=u)
-            w.mul_(1 - lr * 0.01)
-            w.add_(u, alpha=-lr)
 
-        return step
+class _HandWrittenAdamWStep(Stepper):
+    """The step, in the same operations and roundings as the generated ``tensor``-backend code."""
+
+    def __init__(self, flat: torch.Tensor, grad: torch.Tensor, rows: Sequence[Row]):
+        super().__init__()
+        self.w, self.g = flat, grad
+        self.m, self.v, self.u = torch.zeros_like(flat), torch.zeros_like(flat), torch.empty_like(flat)
+        self.peaks = torch.tensor([[row.lr_peak] for row in rows], dtype=flat.dtype)
+        self.lr = torch.empty_like(self.peaks)
+
+    def __call__(self, scale: float, t: int) -> None:
+        w, g, m, v, u, lr = self.w, self.g, self.m, self.v, self.u, self.lr
+        torch.mul(self.peaks, scale, out=lr).mul_(0.001)
+        m.lerp_(g, 1 - 0.9)
+        v.lerp_(torch.square(g, out=u), 1 - 0.999)
+        torch.sqrt(v, out=u).add_(1e-08)
+        torch.div(m, u, out=u)
+        w.mul_(1 - lr * 0.01)
+        w.sub_(u.mul_(lr))
