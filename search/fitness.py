@@ -21,7 +21,7 @@ score a finished evaluation can get (``-CLIP``).
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
 WORST = -1000.0
 """The fitness of a failed evaluation: below any finished one (those are >= -CLIP)."""
@@ -60,3 +60,34 @@ def format_score(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
     return f"{value:.4f}"
+
+
+def seed_scores(per_task: Mapping[str, Mapping], split: str = "valid", *, baseline: bool = False) -> list[float]:
+    """The suite's score seed by seed: for the ``i``-th seed, the mean over tasks of
+    ``task_score`` of that seed's loss (the candidate's, or with ``baseline=True`` the tuned
+    baseline's own) against the baseline's mean loss. What a significance test compares:
+    the spread over seeds is the noise a difference must stand out of."""
+    prefix = "baseline_" if baseline else ""
+    columns = []
+    for record in per_task.values():
+        losses = record.get(f"{prefix}{split}_losses")
+        if not losses:
+            raise ValueError(f"no per-seed {prefix}{split} losses in a task's record")
+        base, initial = record[f"baseline_{split}_loss"], record[f"initial_{split}_loss"]
+        columns.append([task_score(x, base, initial) if math.isfinite(x) else -CLIP for x in losses])
+    if len({len(c) for c in columns}) != 1:
+        raise ValueError("tasks have different numbers of seeds")
+    return [sum(values) / len(values) for values in zip(*columns)]
+
+
+def multipliers(per_task: Mapping[str, Mapping]) -> str:
+    """Where a program's learning rate landed on each task: ``quadratic x1, char_lm x1/4``
+    (the chosen multiplier of the warm start's best peak; an end of the grid marked ``!``)."""
+    parts = []
+    for key, record in per_task.items():
+        m = record.get("multiplier") if isinstance(record, Mapping) else None
+        if m is None:
+            continue
+        text = f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}"
+        parts.append(f"{key} {text}{'!' if record.get('on_edge') else ''}")
+    return ", ".join(parts)
