@@ -1,26 +1,32 @@
-"""Evaluations on Ray: steady state, a bounded number in flight, results as they complete.
+"""Evaluations on Ray: one actor per worker, a bounded number in flight, results as they complete.
 
     with RayPool(evaluate, tasks, workers=2) as pool:
         pool.submit(candidate, program)
         for done in pool.results(timeout=0.5):
             done.key, done.outcome            # an Outcome, always: never an exception
+        calibrations = pool.map(calibrate, specs)   # any function, on the workers, in parallel
 
-The driver keeps up to ``max_in_flight`` tasks running and collects them with
-``ray.wait`` as they finish (no generation barrier). The evaluate function and the task
-list go into the object store once; a task only ships its program. Workers run torch on
-one thread.
+Each worker is a Ray actor that runs one job at a time. The driver hands a job to an idle
+actor only (the rest wait in the driver's queue), so a job's time limit counts from when its
+worker starts it, never while it waits. The evaluate function and the task list go into the
+object store once; a job ships its program.
 
-A candidate's failure is its fitness, never the search's: an exception, a nan, or no answer
-within the time limit (the task is then force-cancelled, which kills its worker; Ray starts
-another) all come back as an ``Outcome`` scoring worst with the reason in ``error``. A task
-whose worker dies (killed, out of memory, node lost) is retried by Ray up to ``retries`` times
-before it, too, scores worst.
+**What is the program's and what is not.** A candidate's own failures come back as its
+outcome, scoring worst with the reason: an exception, a nan, divergence, or running past its
+own deadline (the evaluator's ``deadline_s``, counted in the worker's CPU seconds, which a
+busy machine does not use up). Everything else is infrastructure and never a fitness: a
+worker that dies (killed, out of memory, node lost), a cancelled job, and a job that gives no
+answer for ``watchdog(timeout_s)`` wall seconds (the machine is too busy, or the worker is
+stuck: the actor is killed and replaced). Such a job is retried once on a fresh worker; if
+that fails too, its outcome is marked ``infrastructure=True``, which the search neither
+stores as a fitness nor caches, and sends again on ``--resume``.
 
 The default is an embedded local Ray on ``workers`` CPUs; ``address`` joins a cluster.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import math
@@ -39,9 +45,15 @@ from .store import Outcome
 Evaluate = Callable[..., Any]
 """``evaluate(program, tasks, *, deadline_s) -> Evaluation`` (``search.evaluate.evaluate``)."""
 
-GRACE_S = 2.0
-"""How long past its time limit a task may take to answer before it is killed: the
-evaluator gets the limit as its own deadline and should stop by itself."""
+GRACE_S = 5.0
+"""Slack added to the watchdog: a worker's clock may start a little after the driver's."""
+
+
+def watchdog(timeout_s: float | None, grace_s: float = GRACE_S) -> float | None:
+    """Wall seconds after which a job that has not answered is given up on: twice its CPU
+    budget (a machine where a job gets under half a core is too busy to judge it) plus
+    ``grace_s``."""
+    return None if timeout_s is None else 2.0 * timeout_s + grace_s
 
 
 @dataclass(frozen=True)
@@ -54,31 +66,34 @@ class Done:
 
 def worst() -> float:
     """The evaluator's worst fitness (imported on the driver only: workers need not know it)."""
-    from .evaluate import WORST
+    from .fitness import WORST
 
     return WORST
 
 
-def failure(error: str, seconds: float = 0.0) -> Outcome:
-    """The outcome of a candidate that gave no usable result."""
-    return Outcome(worst(), worst(), {}, seconds, error)
+def infrastructure_failure(error: str, seconds: float = 0.0) -> Outcome:
+    """The outcome of a job the infrastructure lost: no fitness at all."""
+    return Outcome(math.nan, math.nan, {}, seconds, error, infrastructure=True)
 
 
 def finalize(outcome: Outcome) -> Outcome:
-    """On the driver: a failed or non-finite fitness becomes the worst, saying why."""
+    """On the driver: a failed or non-finite fitness becomes the worst, saying why; an
+    infrastructure failure stays what it is; a test fitness not measured stays nan."""
+    if outcome.infrastructure:
+        return outcome
     fitness, test, error = outcome.fitness, outcome.test_fitness, outcome.error
     bad = worst()
     if error is None and not (math.isfinite(fitness) or fitness == bad):
         error = f"non-finite fitness ({fitness})"
     if error is not None:
-        fitness = bad
-    if not (math.isfinite(test) or test == bad):
+        fitness, test = bad, bad
+    elif not (math.isfinite(test) or test == bad or outcome.stopped):
         test = bad
     return dataclasses.replace(outcome, fitness=fitness, test_fitness=test, error=error)
 
 
 def _evaluate_on_worker(program, tasks, evaluate: Evaluate, deadline_s: float | None) -> Outcome:
-    """The Ray task: one candidate's evaluation, any exception turned into an Outcome."""
+    """An evaluation job: one candidate, any exception turned into its outcome."""
     import torch
 
     torch.set_num_threads(1)
@@ -86,23 +101,44 @@ def _evaluate_on_worker(program, tasks, evaluate: Evaluate, deadline_s: float | 
     try:
         ev = evaluate(program, tasks, deadline_s=deadline_s)
         return Outcome(float(ev.fitness), float(ev.test_fitness), dict(ev.per_task or {}),
-                       float(ev.seconds if ev.seconds is not None else time.perf_counter() - start), ev.error)
+                       float(ev.seconds if ev.seconds is not None else time.perf_counter() - start), ev.error,
+                       stopped=getattr(ev, "stopped", None))
     except Exception as exc:  # noqa: BLE001 - a bad candidate is a fitness, not a crash
         where = traceback.extract_tb(exc.__traceback__)[-1]
         return Outcome(math.nan, math.nan, {}, time.perf_counter() - start,
                        f"{type(exc).__name__}: {exc} ({os.path.basename(where.filename)}:{where.lineno})")
 
 
+class _Worker:
+    """A Ray actor: runs one job at a time, in its own process."""
+
+    def ready(self) -> bool:
+        import torch  # noqa: F401 - every job needs it; import it before the first job's clock starts
+
+        return True
+
+    def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return fn(*args)
+
+
 @dataclass
-class _Flight:
+class _Job:
     key: Hashable
-    submitted: float
+    fn: Callable[..., Any]
+    args: tuple
     timeout_s: float | None
-    started: float | None = None
+    attempts: int = 0
+    started: float = 0.0
+    actor: Any = None
+    is_evaluation: bool = True
+
+
+class CallError(RuntimeError):
+    """A ``RayPool.map`` job raised, or the infrastructure lost it twice."""
 
 
 class RayPool:
-    """Evaluations on Ray (module docstring). Use as a context manager."""
+    """Jobs on Ray actors (module docstring). Use as a context manager."""
 
     def __init__(
         self,
@@ -113,7 +149,8 @@ class RayPool:
         address: str | None = None,
         timeout_s: float | None = 60.0,
         max_in_flight: int | None = None,
-        retries: int = 2,
+        retries: int = 1,
+        grace_s: float = GRACE_S,
     ):
         self._evaluate = evaluate
         self._tasks = tuple(tasks)
@@ -121,11 +158,18 @@ class RayPool:
         self._requested_workers = workers
         self.timeout_s = timeout_s
         self._max_in_flight = max_in_flight
-        self._retries = retries
-        self._flights: dict[ray.ObjectRef, _Flight] = {}
+        self.retries = retries
+        self.grace_s = grace_s
+        self._queue: collections.deque[_Job] = collections.deque()
+        self._running: dict[ray.ObjectRef, _Job] = {}
+        self._idle: list[Any] = []
+        self._starting: dict[ray.ObjectRef, Any] = {}
         self._started_ray = False
         self.workers = 0
         self.killed = 0
+        """Workers killed by the watchdog."""
+        self.infrastructure_failures = 0
+        """Jobs the infrastructure lost (each retried, or given up on after its retries)."""
 
     # --- lifetime ------------------------------------------------------------------------
     def __enter__(self) -> "RayPool":
@@ -149,12 +193,27 @@ class RayPool:
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         if self._address is None and self._requested_workers:
             self.workers = min(self.workers, self._requested_workers)
-        self._remote = ray.remote(num_cpus=1, max_retries=self._retries)(_evaluate_on_worker)
+        self._actor_class = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(_Worker)
         self._evaluate_ref = ray.put(self._evaluate)
         self._tasks_ref = ray.put(self._tasks)
+        for _ in range(self.workers):
+            self._spawn()
+        self._wait_ready()
+
+    def _wait_ready(self, timeout_s: float = 120.0) -> None:
+        """Wait for the workers to start (each imports torch once), so that time budgets and
+        the first jobs' clocks do not pay for it. A cluster slower than ``timeout_s`` just
+        hands out jobs as its workers come up."""
+        if self._starting:
+            ray.wait(list(self._starting), num_returns=len(self._starting), timeout=timeout_s)
+        self._dispatch()
 
     def stop(self) -> None:
         self.abandon()
+        for actor in self._idle + list(self._starting.values()):
+            _kill(actor)
+        self._idle.clear()
+        self._starting.clear()
         if self._started_ray:
             ray.shutdown()
             self._started_ray = False
@@ -166,81 +225,156 @@ class RayPool:
 
     @property
     def in_flight(self) -> int:
-        return len(self._flights)
+        """Jobs submitted and not yet answered: waiting for a worker or running."""
+        return len(self._queue) + len(self._running)
+
+    def set_tasks(self, tasks: Sequence[Any]) -> None:
+        """The task list evaluations get by default from now on (in the object store once)."""
+        self._tasks = tuple(tasks)
+        self._tasks_ref = ray.put(self._tasks)
 
     def put(self, value: Any) -> ray.ObjectRef:
         """Put ``value`` (a task list, say) in the object store once, for ``submit(tasks=...)``."""
         return ray.put(value)
 
     def submit(self, key: Hashable, program: Any, *, tasks: ray.ObjectRef | None = None,
-               timeout_s: float | None = None) -> None:
-        """Start evaluating ``program``; its result comes back from ``results`` under ``key``."""
+               timeout_s: float | None = None, evaluate: ray.ObjectRef | None = None) -> None:
+        """Start evaluating ``program``; its result comes back from ``results`` under ``key``.
+        ``tasks`` and ``evaluate``: object-store references to use instead of the pool's own."""
         timeout = timeout_s if timeout_s is not None else self.timeout_s
-        ref = self._remote.remote(program, tasks if tasks is not None else self._tasks_ref, self._evaluate_ref, timeout)
-        self._flights[ref] = _Flight(key, time.monotonic(), timeout)
+        args = (program, tasks if tasks is not None else self._tasks_ref,
+                evaluate if evaluate is not None else self._evaluate_ref, timeout)
+        self._queue.append(_Job(key, _evaluate_on_worker, args, timeout))
+        self._dispatch()
 
     def results(self, timeout: float = 0.5) -> list[Done]:
-        """The evaluations finished (or timed out) by now; waits up to ``timeout`` for one."""
-        if not self._flights:
-            return []
-        self._mark_started()
-        refs = list(self._flights)
-        ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
-        if ready:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-        done = [self._collect(ref) for ref in ready]
-        return done + self._kill_overdue()
+        """The evaluations finished (or given up on) by now; waits up to ``timeout`` for one."""
+        return [Done(job.key, value) for job, value in self._collect(timeout) if job.is_evaluation]
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, timeout_s: float | None = None) -> list[Any]:
+        """``[fn(item) for item in items]``, run on the workers in parallel (nothing else may be
+        in flight). Raises ``CallError`` naming the item if ``fn`` raised or the infrastructure
+        lost its job twice."""
+        if self.in_flight:
+            raise RuntimeError("map needs an idle pool")
+        fn_ref = ray.put(fn)
+        for i, item in enumerate(items):
+            self._queue.append(_Job(i, _call, (fn_ref, item), timeout_s, is_evaluation=False))
+        self._dispatch()
+        out: dict[int, Any] = {}
+        while len(out) < len(items):
+            for job, value in self._collect(0.5):
+                if isinstance(value, Outcome):  # the infrastructure's answer: lost twice
+                    self.abandon()
+                    raise CallError(f"{getattr(fn, '__name__', fn)}({items[job.key]!r}): {value.error}")
+                if isinstance(value, _Raised):
+                    self.abandon()
+                    raise CallError(f"{getattr(fn, '__name__', fn)}({items[job.key]!r}) failed: {value.message}")
+                out[job.key] = value
+        return [out[i] for i in range(len(items))]
 
     def abandon(self) -> list[Hashable]:
-        """Cancel everything in flight; the keys of what was abandoned."""
-        keys = []
-        for ref, flight in list(self._flights.items()):
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - already finished or its worker gone: nothing to cancel
-                pass
-            keys.append(flight.key)
-        self._flights.clear()
+        """Drop everything in flight (running jobs' workers are killed and replaced); the keys."""
+        keys = [job.key for job in self._queue] + [job.key for job in self._running.values()]
+        self._queue.clear()
+        for job in self._running.values():
+            _kill(job.actor)
+            self._spawn()
+        self._running.clear()
         return keys
 
     # --- internals -----------------------------------------------------------------------
-    def _collect(self, ref: ray.ObjectRef) -> Done:
-        flight = self._flights.pop(ref)
-        seconds = time.monotonic() - (flight.started or flight.submitted)
-        try:
-            return Done(flight.key, finalize(ray.get(ref)))
-        except ray.exceptions.TaskCancelledError:
-            return Done(flight.key, failure("cancelled", seconds))
-        except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.ObjectLostError,
-                ray.exceptions.OwnerDiedError, ray.exceptions.OutOfMemoryError) as exc:
-            return Done(flight.key, failure(f"worker lost after {self._retries} retries: {type(exc).__name__}", seconds))
-        except ray.exceptions.RayError as exc:
-            return Done(flight.key, failure(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}", seconds))
+    def _spawn(self) -> None:
+        actor = self._actor_class.remote()
+        self._starting[actor.ready.remote()] = actor
 
-    def _mark_started(self) -> None:
-        """Ray runs queued tasks in order as workers free up, so the first ``workers`` tasks in
-        flight are the running ones: their time limit counts from when they got there."""
-        now = time.monotonic()
-        for flight in list(self._flights.values())[: self.workers]:
-            if flight.started is None:
-                flight.started = now
+    def _dispatch(self) -> None:
+        """Hand queued jobs to idle workers; a job's clock starts here."""
+        if self._starting:
+            ready, _ = ray.wait(list(self._starting), num_returns=len(self._starting), timeout=0)
+            for ref in ready:
+                actor = self._starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    self._idle.append(actor)
+                except ray.exceptions.RayError:  # it died starting: another one
+                    self._spawn()
+        while self._queue and self._idle:
+            job, actor = self._queue.popleft(), self._idle.pop()
+            job.actor, job.started, job.attempts = actor, time.monotonic(), job.attempts + 1
+            self._running[actor.run.remote(job.fn, *job.args)] = job
 
-    def _kill_overdue(self) -> list[Done]:
-        now = time.monotonic()
-        overdue = [
-            (ref, f) for ref, f in self._flights.items()
-            if f.timeout_s is not None and f.started is not None and now - f.started > f.timeout_s + GRACE_S
-        ]
-        done = []
-        for ref, flight in overdue:
-            del self._flights[ref]
-            try:
-                ray.cancel(ref, force=True)
-            except Exception:  # noqa: BLE001 - it finished meanwhile; its result is dropped
-                pass
-            self.killed += 1
-            done.append(Done(flight.key, failure(f"timeout: no result after {flight.timeout_s:g}s", now - flight.started)))
+    def _collect(self, timeout: float) -> list[tuple[_Job, Any]]:
+        self._dispatch()
+        refs = list(self._running)
+        done: list[tuple[_Job, Any]] = []
+        if refs:
+            ready, _ = ray.wait(refs, num_returns=1, timeout=timeout)
+            if ready:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in ready:
+                job = self._running.pop(ref)
+                try:
+                    value = ray.get(ref)
+                except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
+                        ray.exceptions.ObjectLostError, ray.exceptions.OwnerDiedError, ray.exceptions.OutOfMemoryError,
+                        ray.exceptions.TaskCancelledError) as exc:
+                    self._spawn()  # that worker is gone
+                    done += self._lost(job, f"worker lost: {type(exc).__name__}")
+                    continue
+                except ray.exceptions.RayError as exc:
+                    self._idle.append(job.actor)
+                    done += self._lost(job, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+                    continue
+                self._idle.append(job.actor)
+                done.append((job, finalize(value) if job.is_evaluation else value))
+        elif self._queue:
+            time.sleep(min(timeout, 0.05))  # workers still starting
+        done += self._kill_overdue()
+        self._dispatch()
         return done
+
+    def _lost(self, job: _Job, why: str) -> list[tuple[_Job, Any]]:
+        """Infrastructure lost ``job``: queue it again once, else give it up as such."""
+        self.infrastructure_failures += 1
+        if job.attempts <= self.retries:
+            self._queue.appendleft(job)
+            return []
+        tries = f"{job.attempts} tries" if job.attempts > 1 else "1 try"
+        return [(job, infrastructure_failure(f"{why} ({tries})", time.monotonic() - job.started))]
+
+    def _kill_overdue(self) -> list[tuple[_Job, Any]]:
+        now = time.monotonic()
+        done = []
+        for ref, job in list(self._running.items()):
+            limit = watchdog(job.timeout_s, self.grace_s)
+            if limit is not None and now - job.started > limit:
+                del self._running[ref]
+                _kill(job.actor)
+                self.killed += 1
+                self._spawn()
+                done += self._lost(job, f"timeout: no answer after {limit:g} s of wall time")
+        return done
+
+
+@dataclass(frozen=True)
+class _Raised:
+    message: str
+
+
+def _call(fn: Callable[..., Any], item: Any) -> Any:
+    """A ``map`` job: ``fn(item)``, an exception returned (as ``_Raised``) rather than raised."""
+    try:
+        return fn(item)
+    except Exception as exc:  # noqa: BLE001 - reported on the driver, with its message
+        return _Raised(f"{type(exc).__name__}: {exc}")
+
+
+def _kill(actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
 
 
 def check_reachable(address: str, timeout_s: float = 5.0) -> None:

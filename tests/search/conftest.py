@@ -26,8 +26,10 @@ TESTS_DIR = Path(__file__).parent
 class FakeTask:
     """What a fake evaluation does. ``mode``: ``ok`` (train the quadratic), ``raise``, ``nan``,
     ``hang`` (ignores its deadline), ``die_once`` (kills its worker the first time, for each
-    program), ``chaos`` (ok, or one of the failures for about one program in six).
-    ``log``: a file that gets one line per completed evaluation (the program's hash)."""
+    program), ``die`` (kills its worker every time), ``die_while`` (``die`` while the file
+    ``marks/DIE`` exists, else ``ok``), ``chaos`` (ok, or raise, nan or ``die_while`` for
+    about one program in six). ``log``: a file that gets one line per completed evaluation
+    (the program's hash). ``noise``: the spread over seeds of the per-seed scores it reports."""
 
     name: str = "fake"
     scale: float = 1.0
@@ -38,6 +40,9 @@ class FakeTask:
     seeds: tuple[int, ...] = field(default=(0,))
     jitter_s: float = 0.0
     """Sleep a truly random time up to this long, so evaluations finish in a random order."""
+    noise: float = 0.01
+    offset: float = 0.0
+    """Subtracted from the fitness, so a test can put candidates on either side of the baseline's 0."""
 
 
 def fake_evaluate(program, tasks, *, deadline_s=None):
@@ -50,7 +55,9 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
     program_hash = analyze(program).hash
     mode = task.mode
     if mode == "chaos":
-        mode = {0: "raise", 1: "nan", 2: "hang"}.get(int(program_hash, 16) % 18, "ok")
+        mode = {0: "raise", 1: "nan", 2: "die_while"}.get(int(program_hash, 16) % 18, "ok")
+    if mode == "die_while":  # the worker dies while the file `marks/DIE` exists (a test removes it)
+        mode = "die" if task.marks and (Path(task.marks) / "DIE").exists() else "ok"
     if mode == "raise":
         raise ValueError("this candidate raises")
     if mode == "hang":
@@ -59,8 +66,10 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
         mark = Path(task.marks) / program_hash
         if not mark.exists():
             mark.write_text("died once")
-            os._exit(1)  # the worker process dies: Ray retries the task
-    fitness = math.nan if mode == "nan" else quadratic_fitness(program)
+            os._exit(1)  # the worker process dies: the pool retries the job on another
+    if mode == "die":
+        os._exit(1)
+    fitness = math.nan if mode == "nan" else quadratic_fitness(program) - task.offset
     if task.delay_s:
         time.sleep(task.delay_s)
     if task.jitter_s:
@@ -71,8 +80,28 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
     if not math.isfinite(fitness):
         return Evaluation(fitness, fitness, {"fake": fitness}, time.perf_counter() - start, None)
     node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
-    return Evaluation(fitness, fitness * 0.9, {"fake": {"valid": fitness, "node": node, "scale": task.scale}},
-                      time.perf_counter() - start, None)
+    record = {"valid": fitness, "test": fitness * 0.9, "node": node, "scale": task.scale,
+              **seed_losses(fitness, program_hash, task.seeds, task.noise)}
+    return Evaluation(fitness, fitness * 0.9, {"fake": record}, time.perf_counter() - start, None)
+
+
+def seed_losses(fitness: float, program_hash: str, seeds, noise: float) -> dict:
+    """Per-seed losses shaped like ``evaluate``'s records, for the funnel's significance test:
+    untrained loss 10 and baseline loss about 1, so a task score of ``s`` is a loss of
+    ``10 ** -s``; every seed's score is ``fitness`` plus N(0, noise) (the baseline's: 0 plus
+    N(0, noise)), drawn from the program's hash and the seed."""
+    import random
+
+    def draw(*key):
+        return random.Random(":".join(map(str, key))).gauss(0.0, noise)
+
+    out = {"initial_valid_loss": 10.0, "initial_test_loss": 10.0}
+    for split in ("valid", "test"):
+        base = [10 ** -draw("baseline", split, s) for s in seeds]
+        out[f"baseline_{split}_losses"] = base
+        out[f"baseline_{split}_loss"] = sum(base) / len(base)
+        out[f"{split}_losses"] = [10 ** -(fitness + draw(program_hash, split, s)) for s in seeds]
+    return out
 
 
 def quadratic_fitness(program, steps: int = 30) -> float:
@@ -137,6 +166,7 @@ class Fakes:
     Task: type = FakeTask
     config: object = fake_config
     quadratic_fitness: object = quadratic_fitness
+    seed_losses: object = seed_losses
     script_header: str = SCRIPT_HEADER
 
 

@@ -1,5 +1,7 @@
-"""A candidate's exception, nan or hang is its fitness, never a crash of the search; a task
-whose worker dies is retried."""
+"""A candidate's exception or nan is its fitness, never a crash of the search; what the
+infrastructure does (a worker dies, a job hangs past the watchdog) is never a fitness: the job
+is retried once, then logged as an incident, kept out of the store and the cache, and
+evaluated again on --resume."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import time
 import programs
 
 from search.evaluate import WORST
-from search.run import run
-from search.runner import RayPool
+from search.run import load_run_config, run
+from search.runner import RayPool, watchdog
 from search.store import RunStore
 
 
@@ -17,31 +19,46 @@ def evaluate_each(pool: RayPool, fakes, modes: dict[str, dict], timeout_s: float
     program = programs.load("adamw_paper")
     for key, task in modes.items():
         pool.submit(key, program, tasks=pool.put([fakes.Task(**task)]), timeout_s=timeout_s)
-    out, deadline = {}, time.monotonic() + 60
+    out, deadline = {}, time.monotonic() + 90
     while pool.in_flight and time.monotonic() < deadline:
         out.update({d.key: d.outcome for d in pool.results(timeout=0.5)})
     return out
 
 
-def test_raise_nan_hang_and_a_lost_worker(tmp_path, fakes, local_ray):
+def test_raise_nan_hang_and_lost_workers(tmp_path, fakes, local_ray):
     modes = {"ok": {}, "raise": {"mode": "raise"}, "nan": {"mode": "nan"}, "hang": {"mode": "hang"},
-             "lost": {"mode": "die_once", "marks": str(tmp_path)}}
-    with RayPool(fakes.evaluate, [fakes.Task()], timeout_s=1.0, max_in_flight=5) as pool:
+             "lost": {"mode": "die_once", "marks": str(tmp_path)}, "dead": {"mode": "die"}}
+    with RayPool(fakes.evaluate, [fakes.Task()], timeout_s=1.0, max_in_flight=6, grace_s=0.5) as pool:
         start = time.monotonic()
         out = evaluate_each(pool, fakes, modes, timeout_s=1.0)
         took = time.monotonic() - start
+        assert pool.killed == 2  # the hanging job, twice
     assert set(out) == set(modes)
-    assert out["ok"].error is None and out["ok"].fitness > 0
+    assert out["ok"].error is None and out["ok"].fitness > 0 and not out["ok"].infrastructure
+    # the candidate's own failures: its fitness
     assert out["raise"].fitness == WORST and "ValueError: this candidate raises" in out["raise"].error
     assert out["nan"].fitness == WORST and "non-finite" in out["nan"].error
-    assert out["hang"].fitness == WORST and out["hang"].error.startswith("timeout")
+    assert not (out["raise"].infrastructure or out["nan"].infrastructure)
+    # the infrastructure's: retried once, then marked as such, with no fitness
     assert out["lost"].error is None and out["lost"].fitness == out["ok"].fitness  # retried on a new worker
     assert list(tmp_path.iterdir())  # ... after its first worker really died
-    assert took < 30
+    for key, why in (("hang", "timeout: no answer after 2.5 s of wall time (2 tries)"), ("dead", "worker lost")):
+        assert out[key].infrastructure and why in out[key].error, out[key]
+        assert out[key].fitness != out[key].fitness  # nan: no fitness at all
+    assert took < 60
+
+
+def test_the_time_limit_counts_from_when_a_worker_starts_the_job(fakes, local_ray):
+    """Four 1.5 s jobs on two workers, the watchdog at 2 s: the last two wait 1.5 s for a
+    worker, which must not count against them (from submission they would take 3 s)."""
+    with RayPool(fakes.evaluate, [fakes.Task()], timeout_s=1.0, max_in_flight=4, grace_s=0.0) as pool:
+        assert watchdog(1.0, 0.0) == 2.0 and pool.workers == 2
+        out = evaluate_each(pool, fakes, {f"job{i}": {"delay_s": 1.5} for i in range(4)}, timeout_s=1.0)
+    assert all(o.error is None and not o.infrastructure for o in out.values()), out
 
 
 def test_a_search_survives_failing_candidates(tmp_path, fakes, local_ray):
-    config = fakes.config(tmp_path / "run", max_evals=40, eval_timeout_s=0.5)
+    config = fakes.config(tmp_path / "run", max_evals=40)
     summary = run(config, evaluate=fakes.evaluate, tasks=[fakes.Task(mode="chaos")])
     assert summary.evaluations == 40 and summary.stopped_by == "budget"
     with RunStore(tmp_path / "run") as store:
@@ -50,5 +67,32 @@ def test_a_search_survives_failing_candidates(tmp_path, fakes, local_ray):
     assert errors, "the chaos evaluator should have failed some candidates"
     assert all(r.fitness == WORST for r in records if r.error)
     kinds = {e.split(":")[0].split(" ")[0] for e in errors}
-    assert kinds <= {"ValueError", "non-finite", "timeout"}
+    assert kinds <= {"ValueError", "non-finite"}
     assert summary.best.fitness > WORST
+
+
+def test_an_infrastructure_failure_is_no_fitness_is_not_cached_and_is_retried_on_resume(tmp_path, fakes, local_ray):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (marks / "DIE").write_text("workers die while this file exists")
+    task = fakes.Task(mode="chaos", marks=str(marks))
+    run_dir = tmp_path / "run"
+    run(fakes.config(run_dir, max_evals=60), evaluate=fakes.evaluate, tasks=[task])
+    with RunStore(run_dir) as store:
+        lost = {h for h, _, _ in store.incidents()}
+        evaluated = {r.hash for r in store.evaluations()}
+        pending = {c.hash for c in store.pending()}
+        by_hash, _ = store.known_fitness()
+        assert store.counters()["infrastructure"] == len(store.incidents())
+    assert lost, "some candidates' workers should have died"
+    assert all("worker lost" in e for _, e, _ in RunStore(run_dir).incidents())
+    assert not lost & evaluated and lost <= pending  # no fitness stored; waiting for a resume
+    assert not lost & set(by_hash)  # and nothing the cache would serve
+
+    (marks / "DIE").unlink()  # the infrastructure is fine again
+    config = load_run_config(run_dir).replace(max_evals=60 + len(lost))
+    run(config, resume=run_dir, evaluate=fakes.evaluate, tasks=[task])
+    with RunStore(run_dir) as store:
+        hashes = [r.hash for r in store.evaluations()]
+        assert store.count("pending") == 0
+    assert lost <= set(hashes) and len(hashes) == len(set(hashes))  # each evaluated, once
