@@ -5,7 +5,8 @@
 
 A preset lives in ``search/presets/NAME.toml``; its top-level keys are ``SearchConfig``'s
 fields, ``[mutation]`` and ``[funnel]`` are their sub-configs, and each ``[[tasks]]`` table
-is a ``TaskSpec`` (none: the evaluator's ``default_tasks()``). A run saves its config as
+is a ``TaskSpec`` (none: the evaluator's ``default_tasks()``); ``tasks = ["char_lm@10",
+"mypkg.tasks:tiny_gpt"]`` names them as strings instead. A run saves its config as
 ``config.json`` in its run directory, which is what ``--resume`` reads back.
 """
 
@@ -63,10 +64,14 @@ class FunnelConfig:
     """How many of the best programs (by proxy fitness) enter the funnel."""
     scales: tuple[float, ...] = (10.0, 100.0)
     """Task scales of the stages; a program goes on only if it beat the baseline at the last."""
-    baseline: str = "adamw_paper"
-    """The program to beat at each stage (a library name or a file)."""
+    seeds: int = 5
+    """Validation seeds, and as many held-out seeds, at every stage (the significance test needs several)."""
+    alpha: float = 0.05
+    """A program passes a stage when a one-sided Welch t-test over seeds says it beats the tuned
+    baseline on validation at this level (and its mean test score is not below the baseline's)."""
     timeout_s: float | None = None
-    """An evaluation's time limit in the funnel; None: ``eval_timeout_s`` times the scale."""
+    """An evaluation's CPU-time limit in the funnel; None: ``eval_timeout_s`` times the scale
+    times the seeds' share (``seeds / 3``)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +105,15 @@ class SearchConfig:
     limits (timeouts, ``minutes``) stay outside it, and a SIGKILL loses the results that had
     arrived but were waiting for an earlier one (``--resume`` evaluates them again)."""
     eval_timeout_s: float = 60.0
-    """An evaluation's time limit; past it the task is cancelled and scores worst."""
+    """An evaluation's CPU-time limit: past it the candidate scores worst (its own deadline,
+    counted in the worker's CPU seconds); a worker silent for twice as long in wall time is
+    replaced and the job retried (``runner.py``: the infrastructure's failure, not a fitness)."""
+    lr_grid: tuple[float, ...] = (1 / 16, 1 / 4, 1.0, 4.0, 16.0)
+    """The learning-rate multipliers a candidate trains at on each task, around the warm
+    start's best peak (``calibration.MULTIPLIERS``); the best on validation counts."""
+    hurdle: float | None = -0.5
+    """Stop an evaluation once its running mean score over the tasks done (cheapest first) is
+    below this (``evaluate.HURDLE``); None: every candidate runs every task."""
     restart_plateau: int = 0
     """Restart after this many new evaluations without a better best in the current
     population (0: never)."""
@@ -121,6 +134,10 @@ class SearchConfig:
             raise ValueError(f"need population >= 1 and 1 <= tournament <= population, got P={self.population}, T={self.tournament}")
         if self.restart_from not in ("best", "initial", "alternate"):
             raise ValueError(f"restart_from must be best, initial or alternate, got {self.restart_from!r}")
+        if not self.lr_grid or any(not m > 0 for m in self.lr_grid):
+            raise ValueError(f"lr_grid needs positive multipliers, got {self.lr_grid}")
+        if self.funnel.seeds < 2:
+            raise ValueError(f"the funnel's significance test needs at least 2 seeds, got {self.funnel.seeds}")
 
     def replace(self, **changes: Any) -> "SearchConfig":
         """A copy with ``changes``; ``None`` values are ignored (unset CLI options)."""
@@ -152,8 +169,25 @@ def from_dict(data: Mapping[str, Any]) -> SearchConfig:
         _check_keys(FunnelConfig, data["funnel"], "[funnel]")
         data["funnel"] = FunnelConfig(**_tuples(data["funnel"]))
     if "tasks" in data:
-        data["tasks"] = tuple(TaskChoice(**_tuples(t)) for t in data["tasks"])
+        data["tasks"] = tuple(task_choice(t) for t in data["tasks"])
+    if "lr_grid" in data:
+        data["lr_grid"] = tuple(float(m) for m in data["lr_grid"])
     return SearchConfig(**data)
+
+
+def task_choice(entry: Any) -> TaskChoice:
+    """A task of a config: a table of ``TaskChoice``'s fields, or a string ``NAME[@SCALE]``
+    (``char_lm@10``, ``mypkg.tasks:tiny_gpt``)."""
+    if isinstance(entry, str):
+        name, _, scale = entry.partition("@")
+        try:
+            return TaskChoice(name, float(scale) if scale else 1.0)
+        except ValueError:
+            raise ValueError(f"task {entry!r}: the scale after '@' must be a number") from None
+    if not isinstance(entry, Mapping):
+        raise ValueError(f"a task is a name (NAME[@SCALE]) or a table of {', '.join(f.name for f in dataclasses.fields(TaskChoice))}, got {entry!r}")
+    _check_keys(TaskChoice, entry, "[[tasks]]")
+    return TaskChoice(**_tuples(entry))
 
 
 def load_config(preset_or_path: str | Path = "quick", **overrides: Any) -> SearchConfig:

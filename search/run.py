@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import random
 import signal
 import time
@@ -29,6 +30,7 @@ from rich.console import Console
 
 from .config import SearchConfig, from_dict
 from .evolution import Candidate, Member, Plateau, Population
+from .fitness import multipliers
 from .fingerprint import Cache, fingerprint
 from .live import LiveView, Stats
 from .mutate import Mutator
@@ -36,7 +38,7 @@ from .store import EvaluationRecord, Outcome, RunStore
 
 CONFIG_NAME = "config.json"
 COUNTERS = ("attempts", "children", "gave_up", "lookups", "hash_hits", "fingerprint_hits", "evaluations",
-            "failures", "epoch", "restarts", "plateau_since", "plateau_best", "elapsed_s")
+            "failures", "stopped", "infrastructure", "epoch", "restarts", "plateau_since", "plateau_best", "elapsed_s")
 
 
 @dataclass(frozen=True)
@@ -83,16 +85,54 @@ def run(
         if (run_dir / CONFIG_NAME).exists():
             raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
         config = dataclasses.replace(config, out=str(run_dir))
+    funnel_evaluate = evaluate
     if evaluate is None:
-        from .evaluate import evaluate
+        from .evaluate import evaluate as funnel_evaluate
+
+        evaluate = functools.partial(funnel_evaluate, hurdle=config.hurdle)  # the funnel runs every task
     tasks = tuple(tasks) if tasks is not None else config.task_specs()
     store = RunStore(run_dir, create=True)
-    config.save(run_dir / CONFIG_NAME)
-    console = console or Console()
     try:
-        return Search(config, store, evaluate, tasks, console).run()
+        check_definition(store, config, tasks, evaluate)
+        config.save(run_dir / CONFIG_NAME)
+        return Search(config, store, evaluate, tasks, console or Console(), funnel_evaluate).run()
     finally:
         store.close()
+
+
+class DefinitionMismatch(ValueError):
+    """A resume under another fitness definition than the run's (``definition.py``)."""
+
+
+def fitness_definition(config: SearchConfig, tasks: Sequence[Any], evaluate: Callable[..., Any]) -> dict:
+    """The fitness definition a run with ``config`` on ``tasks`` is scored under."""
+    from .calibration import BaselineGrid
+    from .definition import describe
+
+    fn = getattr(evaluate, "func", evaluate)
+    name = f"{fn.__module__}.{getattr(fn, '__qualname__', fn)}"
+    if getattr(evaluate, "keywords", None):
+        name += "(" + ", ".join(f"{k}={v!r}" for k, v in sorted(evaluate.keywords.items())) + ")"
+    return describe(tasks, evaluate=name, multipliers=config.lr_grid, hurdle=config.hurdle,
+                    warm_start=config.warm_start, baseline=BaselineGrid())
+
+
+def check_definition(store: RunStore, config: SearchConfig, tasks: Sequence[Any], evaluate: Callable[..., Any]) -> None:
+    """Record the run's fitness definition, or refuse to go on under another one."""
+    from .definition import differences
+
+    current = fitness_definition(config, tasks, evaluate)
+    stored = store.fitness_record("definition")
+    if stored is None:
+        store.set_fitness_record("definition", current)
+        return
+    problems = differences(stored, current)
+    if problems:
+        shown = "\n  ".join(problems[:12]) + ("\n  ..." if len(problems) > 12 else "")
+        raise DefinitionMismatch(
+            f"{store.run_dir} was scored under another fitness definition; its scores and these would not "
+            f"compare, so it is not resumed. What differs:\n  {shown}\n"
+            "Start a new run (or resume with the settings, code and data it was started with).")
 
 
 def load_run_config(run_dir: str | Path) -> SearchConfig:
@@ -112,10 +152,11 @@ def default_run_dir(config: SearchConfig) -> Path:
 class Search:
     """The driver of one session of a run (module docstring)."""
 
-    def __init__(self, config: SearchConfig, store: RunStore, evaluate, tasks, console: Console):
+    def __init__(self, config: SearchConfig, store: RunStore, evaluate, tasks, console: Console, funnel_evaluate=None):
         from symbolic_opt.loading import resolve_program
 
         self.config, self.store, self.evaluate, self.tasks, self.console = config, store, evaluate, tasks, console
+        self.funnel_evaluate = funnel_evaluate or evaluate
         self.mutator = Mutator(config.mutation)
         self.initial = self._candidate(resolve_program(config.warm_start), None, "warm start", 0)
         saved = store.counters()
@@ -140,24 +181,35 @@ class Search:
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> RunSummary:
+        from .calibration import calibrate_suite
         from .funnel import run_funnel
         from .report import print_summary
         from .runner import RayPool
 
+        if self.config.max_evals is not None and self.counters["evaluations"] >= self.config.max_evals:
+            self.console.print(f"nothing to do: the run has {int(self.counters['evaluations'])} evaluations and "
+                               f"--max-evals is {self.config.max_evals}; raise it to go on.", highlight=False)
+            summary = self.summary("budget")
+            print_summary(self.store, summary, self.console)
+            return summary
         previous = _on_sigterm(_raise_interrupt)
         stopped_by = "budget"
-        pool = RayPool(self.evaluate, self.tasks, workers=self.config.workers, address=self.config.address,
+        pool = RayPool(self.evaluate, (), workers=self.config.workers, address=self.config.address,
                        timeout_s=self.config.eval_timeout_s, max_in_flight=self.config.max_in_flight)
         try:
-            with pool, LiveView(self.console, enabled=self.config.live) as view:
+            with pool:
                 self.pool = pool
-                self.session_start = time.monotonic()
-                self._start()
-                stopped_by = self._loop(view)
-                view.update(self.stats())
+                self.suite = calibrate_suite(self.store, pool, self.tasks, "calibration", self.console,
+                                             multipliers=self.config.lr_grid, warm_start=self.config.warm_start)
+                pool.set_tasks(self.suite)
+                with LiveView(self.console, enabled=self.config.live) as view:
+                    self.session_start = time.monotonic()
+                    self._start()
+                    stopped_by = self._loop(view)
+                    view.update(self.stats())
                 if self.config.funnel.enabled:
                     pool.abandon()  # time is up: what is in flight stays pending for a resume
-                    run_funnel(self.store, pool, self.config, self.tasks, self.console)
+                    run_funnel(self.store, pool, self.config, self.tasks, self.console, self.funnel_evaluate)
         except KeyboardInterrupt:
             self._flush()
             stopped_by = "interrupted"
@@ -189,9 +241,15 @@ class Search:
                 shown = time.monotonic()
 
     def _refill(self) -> None:
-        """Submit children until ``max_in_flight`` are outstanding (or the budget is spent)."""
-        while self._outstanding() < self.pool.max_in_flight and self._budget_left():
-            candidate = self._next_candidate()
+        """Submit children until ``max_in_flight`` are outstanding: first what a killed session
+        left in flight (always: it is counted already), then new children while the budget lasts."""
+        while self._outstanding() < self.pool.max_in_flight:
+            if self.resubmit:
+                candidate = self.resubmit.pop(0)
+            elif self._budget_left():
+                candidate = self._next_candidate()
+            else:
+                break
             if candidate is None:
                 break
             self._submit(candidate)
@@ -201,9 +259,11 @@ class Search:
         return self.pool.in_flight + len(self.arrived)
 
     def _budget_left(self) -> bool:
+        """Whether a new child may be made: evaluations done, in flight and still to resend
+        leave room under ``max_evals``."""
         if self.config.max_evals is None:
             return True
-        return self.counters["evaluations"] + self._outstanding() < self.config.max_evals
+        return self.counters["evaluations"] + self._outstanding() + len(self.resubmit) < self.config.max_evals
 
     def _start(self) -> None:
         """A fresh run (or one killed before its population existed) begins with the warm start."""
@@ -219,8 +279,6 @@ class Search:
     # --- making children -----------------------------------------------------------------------
     def _next_candidate(self) -> Candidate | None:
         """The next child to evaluate; cache hits on the way join the population directly."""
-        if self.resubmit:
-            return self.resubmit.pop(0)
         if not len(self.population):
             return None  # the warm start is still being evaluated
         for _ in range(100):  # bounded, so results keep being collected
@@ -278,7 +336,11 @@ class Search:
         self.order.clear()
 
     def _complete(self, candidate: Candidate, outcome: Outcome) -> None:
+        if outcome.infrastructure:
+            self._lost(candidate, outcome)
+            return
         self.counters["evaluations"] += 1
+        self.counters["stopped"] += outcome.stopped is not None
         self.counters["failures"] += outcome.error is not None
         self.session_evaluations += 1
         self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness)
@@ -294,6 +356,15 @@ class Search:
             self._join(waiter, outcome.fitness, via)
         if restart:
             self._restart()
+
+    def _lost(self, candidate: Candidate, outcome: Outcome) -> None:
+        """The infrastructure lost the evaluation (twice): no fitness, nothing cached, nobody
+        waiting on it joins; it stays pending in the store, so a resume evaluates it again."""
+        self.counters["infrastructure"] += 1
+        self.cache.release(candidate.hash, candidate.fingerprint)
+        self.waiting.pop(candidate.hash, None)
+        self._sync_counters()
+        self.store.add_incident(candidate, outcome.error or "lost", self.counters)
 
     def _join(self, candidate: Candidate, fitness: float, via: str) -> None:
         """A child whose fitness the cache knew joins the population without an evaluation."""
@@ -362,6 +433,9 @@ class Search:
             initial_fitness=initial.fitness if initial else nan,
             initial_test_fitness=initial.test_fitness if initial else nan,
             max_evals=self.config.max_evals,
+            best_multipliers=multipliers(best[0].per_task) if best else "",
+            stopped=int(self.counters["stopped"]),
+            infrastructure=int(self.counters["infrastructure"]),
         )
 
     def _live_text(self, record: EvaluationRecord) -> str:

@@ -16,11 +16,17 @@ Tables (SQLite, WAL, one writer: the search driver; any number of readers meanwh
   P members of the current epoch, which is how a search resumes;
 * ``pending``: children sent for evaluation and not back yet; a resumed search sends them again;
 * ``counters``: the search's counters (mutation attempts, invalid children, epoch, ...);
-* ``funnel``: re-evaluations at larger task scales (``funnel.py``);
+* ``funnel``: re-evaluations at larger task scales (``funnel.py``), with each verdict;
+* ``fitness``: what the run's numbers mean: its fitness definition (tasks, seeds, lr grid,
+  baseline, versions, data hashes) and each suite's calibration (``definition.py``);
+* ``incidents``: jobs the infrastructure lost (a worker died, the watchdog fired): never a
+  fitness; the candidate stays in ``pending``, so a resume evaluates it again;
 * the view ``hall_of_fame``: the fittest evaluated program of each length.
 
 Each completed evaluation is one transaction (evaluation, member, pending row, counters), so a
-SIGKILL at any moment leaves a consistent store.
+SIGKILL at any moment leaves a consistent store. The schema's version is SQLite's
+``PRAGMA user_version`` (``SCHEMA_VERSION``): a store of another version is refused with a
+message, never misread.
 """
 
 from __future__ import annotations
@@ -40,6 +46,9 @@ from .evolution import Candidate, Member
 
 STORE_NAME = "store.sqlite"
 
+SCHEMA_VERSION = 2
+"""1: before fitness definitions (no ``fitness`` and ``incidents`` tables). 2: this one."""
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
     id INTEGER PRIMARY KEY,
@@ -54,6 +63,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
     per_task TEXT NOT NULL,
     seconds REAL,
     error TEXT,
+    stopped TEXT,           -- why the evaluation stopped early (a hurdle), or NULL
     epoch INTEGER NOT NULL,
     created REAL NOT NULL
 );
@@ -93,8 +103,17 @@ CREATE TABLE IF NOT EXISTS funnel (
     seconds REAL,
     error TEXT,
     beat_baseline INTEGER,
+    verdict TEXT,           -- JSON: the significance test, means and spreads (candidates)
     created REAL NOT NULL,
     UNIQUE (hash, scale)
+);
+CREATE TABLE IF NOT EXISTS fitness (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS incidents (
+    id INTEGER PRIMARY KEY,
+    hash TEXT NOT NULL,
+    text TEXT NOT NULL,
+    error TEXT NOT NULL,
+    created REAL NOT NULL
 );
 CREATE VIEW IF NOT EXISTS hall_of_fame AS
     SELECT * FROM evaluations AS e
@@ -127,6 +146,8 @@ class EvaluationRecord:
     scale: float | None = None
     role: str | None = None
     beat_baseline: bool | None = None
+    stopped: str | None = None
+    verdict: Mapping[str, Any] | None = None
 
     @property
     def program(self) -> Program:
@@ -142,6 +163,14 @@ class Outcome:
     per_task: Mapping[str, Any]
     seconds: float
     error: str | None
+    stopped: str | None = None
+    """Why the evaluation stopped early (a hurdle); its fitness is still the program's."""
+    infrastructure: bool = False
+    """The infrastructure lost the job (``runner.py``): no fitness, never stored as one."""
+
+
+class StoreVersionError(RuntimeError):
+    """A store written by another version of the schema."""
 
 
 class RunStore:
@@ -156,11 +185,29 @@ class RunStore:
             raise FileNotFoundError(f"no search run at {self.run_dir} (no {STORE_NAME} there)")
         self._db = sqlite3.connect(self.path, timeout=30.0)
         self._db.row_factory = sqlite3.Row
-        if create:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(SCHEMA)
+        self._check_version(create)
         # WAL + NORMAL: a committed transaction survives the process being killed
         self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def _check_version(self, create: bool) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        has_tables = self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'evaluations'").fetchone()[0]
+        if has_tables and version == 0:
+            version = 1  # schema 1 set no user_version
+        if version not in (0, SCHEMA_VERSION):
+            self._db.close()
+            age = "an older" if version < SCHEMA_VERSION else "a newer"
+            advice = ("its scores were measured under a fitness this version no longer computes: start a new run"
+                      if version < SCHEMA_VERSION else "upgrade symbolic-opt to read it")
+            raise StoreVersionError(f"{self.path} is {age} run store (schema {version}; this version of symbolic-opt "
+                                    f"reads schema {SCHEMA_VERSION}): {advice}")
+        if version == 0:
+            if not create:
+                self._db.close()
+                raise StoreVersionError(f"{self.path} is not a run store (no tables)")
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         self._db.close()
@@ -220,7 +267,7 @@ class RunStore:
         return {r["name"]: r["value"] for r in self._db.execute("SELECT name, value FROM counters")}
 
     def count(self, table: str = "evaluations") -> int:
-        if table not in ("evaluations", "members", "pending", "funnel"):
+        if table not in ("evaluations", "members", "pending", "funnel", "incidents"):
             raise ValueError(f"no table {table!r}")
         return self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -272,10 +319,10 @@ class RunStore:
         with self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO evaluations (hash, fingerprint, text, parent_hash, mutation, length, fitness,"
-                " test_fitness, per_task, seconds, error, epoch, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " test_fitness, per_task, seconds, error, stopped, epoch, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (candidate.hash, candidate.fingerprint, candidate.text, candidate.parent_hash, candidate.mutation,
                  candidate.length, outcome.fitness, outcome.test_fitness, _json(outcome.per_task), outcome.seconds,
-                 outcome.error, candidate.epoch, now))
+                 outcome.error, outcome.stopped, candidate.epoch, now))
             self._insert_member(candidate, outcome.fitness, "evaluated", now)
             for _ in range(seeds):
                 self._insert_member(candidate, outcome.fitness, "seed", now)
@@ -301,13 +348,34 @@ class RunStore:
             self._set_counters(counters)
 
     def add_funnel(self, program_hash: str, text: str, role: str, scale: float, outcome: Outcome,
-                   beat_baseline: bool | None) -> None:
+                   beat_baseline: bool | None, verdict: Mapping[str, Any] | None = None) -> None:
         with self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO funnel (hash, text, role, scale, fitness, test_fitness, per_task, seconds,"
-                " error, beat_baseline, created) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                " error, beat_baseline, verdict, created) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (program_hash, text, role, scale, outcome.fitness, outcome.test_fitness, _json(outcome.per_task),
-                 outcome.seconds, outcome.error, beat_baseline, time.time()))
+                 outcome.seconds, outcome.error, beat_baseline, None if verdict is None else _json(verdict), time.time()))
+
+    # --- what the numbers mean, and what went wrong around them --------------------------
+    def fitness_record(self, key: str) -> Any | None:
+        """The JSON stored under ``key`` in ``fitness`` (``definition``, ``calibration@1``...), or None."""
+        row = self._db.execute("SELECT value FROM fitness WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_fitness_record(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO fitness VALUES (?, ?)", (key, _json(value)))
+
+    def add_incident(self, candidate: Candidate, error: str, counters: Mapping[str, float]) -> None:
+        """The infrastructure lost ``candidate``'s evaluation: logged, left pending, not a fitness."""
+        with self._db:
+            self._db.execute("INSERT INTO incidents (hash, text, error, created) VALUES (?,?,?,?)",
+                             (candidate.hash, candidate.text, error, time.time()))
+            self._set_counters(counters)
+
+    def incidents(self) -> list[tuple[str, str, float]]:
+        """``(hash, error, created)`` of every job the infrastructure lost, in order."""
+        return [(r[0], r[1], r[2]) for r in self._db.execute("SELECT hash, error, created FROM incidents ORDER BY id")]
 
     def funnel_result(self, program_hash: str, scale: float) -> EvaluationRecord | None:
         row = self._db.execute("SELECT * FROM funnel WHERE hash = ? AND scale = ?", (program_hash, scale)).fetchone()
@@ -333,6 +401,7 @@ def _record(row: sqlite3.Row) -> EvaluationRecord:
         error=row["error"], created=row["created"], fingerprint=get("fingerprint"), parent_hash=get("parent_hash"),
         mutation=get("mutation"), length=get("length"), epoch=get("epoch"), scale=get("scale"), role=get("role"),
         beat_baseline=None if get("beat_baseline") is None else bool(get("beat_baseline")),
+        stopped=get("stopped"), verdict=None if get("verdict") is None else json.loads(get("verdict")),
     )
 
 

@@ -12,6 +12,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+
 from search.run import Search, load_run_config, run
 from search.store import RunStore
 
@@ -103,3 +105,81 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def test_a_resume_with_its_budget_spent_ends_at_once(tmp_path, fakes, local_ray, capsys):
+    run_dir = tmp_path / "run"
+    run(fakes.config(run_dir, max_evals=20), evaluate=fakes.evaluate, tasks=[fakes.Task()])
+    for budget in (20, 10):
+        start = time.monotonic()
+        summary = run(load_run_config(run_dir).replace(max_evals=budget), resume=run_dir, evaluate=fakes.evaluate,
+                      tasks=[fakes.Task()])
+        assert time.monotonic() - start < 5 and summary.session_evaluations == 0 and summary.stopped_by == "budget"
+        assert "nothing to do: the run has 20 evaluations and --max-evals is" in capsys.readouterr().out
+
+
+def test_a_resume_with_only_pending_work_left_finishes_it_and_stops(tmp_path, fakes, local_ray):
+    """A session killed with evaluations in flight, resumed with a budget those fill: the pending
+    ones are evaluated, no new child is made, and the session ends (it used to spin)."""
+    run_dir = tmp_path / "run"
+    run(fakes.config(run_dir, max_evals=20), evaluate=fakes.evaluate, tasks=[fakes.Task()])
+    with RunStore(run_dir) as store:
+        for child in _children(store, 3):
+            store.add_pending(child)  # as a SIGKILL leaves them
+        extra = store.count("pending")
+    start = time.monotonic()
+    summary = run(load_run_config(run_dir).replace(max_evals=20 + extra), resume=run_dir, evaluate=fakes.evaluate,
+                  tasks=[fakes.Task()])
+    assert time.monotonic() - start < 30 and summary.evaluations == 20 + extra and summary.stopped_by == "budget"
+    with RunStore(run_dir) as store:
+        assert store.count("pending") == 0
+
+
+def test_a_resume_under_another_fitness_definition_is_refused(tmp_path, fakes, local_ray):
+    from search.run import DefinitionMismatch
+
+    run_dir = tmp_path / "run"
+    run(fakes.config(run_dir, max_evals=10), evaluate=fakes.evaluate, tasks=[fakes.Task()])
+    for changes, what in (({"lr_grid": (0.5, 1.0, 2.0)}, "lr_multipliers"), ({"hurdle": -0.25}, "hurdle")):
+        with pytest.raises(DefinitionMismatch, match=rf"(?s)another fitness definition.*{what}: .* in the run's definition"):
+            run(load_run_config(run_dir).replace(**changes, max_evals=20), resume=run_dir, evaluate=fakes.evaluate,
+                tasks=[fakes.Task()])
+    with pytest.raises(DefinitionMismatch, match=r"tasks\[0\]\.task"):
+        run(load_run_config(run_dir).replace(max_evals=20), resume=run_dir, evaluate=fakes.evaluate,
+            tasks=[fakes.Task(delay_s=0.01)])
+    assert load_run_config(run_dir).lr_grid == (1 / 16, 1 / 4, 1.0, 4.0, 16.0)  # the refused config was not saved
+    summary = run(load_run_config(run_dir).replace(max_evals=15), resume=run_dir, evaluate=fakes.evaluate,
+                  tasks=[fakes.Task()])
+    assert summary.evaluations == 15  # the same definition resumes
+
+
+def test_a_store_of_another_schema_version_is_a_clear_error(tmp_path):
+    from search.store import SCHEMA_VERSION, StoreVersionError
+
+    run_dir = tmp_path / "run"
+    RunStore(run_dir, create=True).close()
+    with sqlite3.connect(run_dir / "store.sqlite") as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreVersionError, match=rf"a newer run store \(schema {SCHEMA_VERSION + 1}; .* reads schema {SCHEMA_VERSION}\)"):
+        RunStore(run_dir)
+    with sqlite3.connect(run_dir / "store.sqlite") as db:
+        db.execute("PRAGMA user_version = 0")  # as schema 1 left it
+    with pytest.raises(StoreVersionError, match=r"an older run store \(schema 1; .*start a new run"):
+        RunStore(run_dir, create=True)
+
+
+def _children(store: RunStore, n: int):
+    import random
+
+    from search.evolution import Candidate
+    from search.fingerprint import fingerprint
+    from search.mutate import Mutator
+
+    known = {r.hash for r in store.evaluations()}
+    parent = store.best(1)[0]
+    mutator, rng, out = Mutator(), random.Random(1), []
+    while len(out) < n:
+        child = mutator.child(parent.program, rng, parent.hash)
+        if child is not None and child.hash not in known | {c.hash for c in out}:
+            out.append(Candidate(child.program, child.hash, fingerprint(child.program), parent.hash, child.mutation, 0))
+    return out
