@@ -1,71 +1,138 @@
-"""Funnel selection against meta-overfitting (paper-notes section 3).
+"""Funnel selection against meta-overfitting (paper-notes section 3), with a test of significance.
 
-At the end of a search, the ``top_k`` programs by proxy fitness (counting programs with exactly
-the same proxy scores once: equivalent programs the fingerprint did not merge) are re-evaluated on the same
-tasks made ``scales[0]`` times larger (10x), beside the baseline (the AdamW program); those
-that beat the baseline there go on to ``scales[1]`` (100x), and so on. Every result is a row
-of the store's ``funnel`` table (the baseline's with ``role = 'baseline'``); a stage already
-in the store is not run again, so a resumed run finishes an interrupted funnel.
+At the end of a search, the ``top_k`` programs by proxy fitness that are distinct in
+behaviour (``fingerprint.same_behaviour``: the same updates up to a learning-rate factor
+count once; five copies of one program with a negligible extra term are one candidate) are
+re-evaluated on the same tasks made ``scales[0]`` times larger (10x), on ``seeds`` validation
+seeds and as many held-out ones, each task calibrated afresh at that scale (the baseline
+AdamW re-tuned there, every candidate again judged at its best lr multiplier). A program
+**passes** a stage only if it beats the tuned baseline by more than the noise: a one-sided
+Welch t-test of its per-seed validation scores against the baseline's own (``alpha``,
+default p < 0.05), and its mean held-out test score is not below the baseline's (>= 0).
+Those that pass go on to ``scales[1]`` (100x), and so on. Every result, with its verdict
+(means, spreads, t, p, the test used), is a row of the store's ``funnel`` table; a stage
+already in the store is not run again, so a resumed run finishes an interrupted funnel.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+import math
+import statistics
+from typing import Any, Callable, Mapping, Sequence
 
 from rich.console import Console
 
-from symbolic_opt.analysis import analyze
-from symbolic_opt.loading import resolve_program
-from symbolic_opt.printer import print_program
-
+from .calibration import calibrate_suite
 from .config import SearchConfig
+from .fitness import seed_scores
 from .store import EvaluationRecord, Outcome, RunStore
+from .suite import TaskSpec, seed_sets
+
+TEST_NAME = "one-sided Welch t-test over seeds (validation), and mean test score >= the baseline's"
 
 
-def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, console: Console) -> list[EvaluationRecord]:
-    """Run the funnel on ``pool`` (a started ``RayPool``); the survivors of the last stage."""
+def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, console: Console,
+               evaluate: Callable[..., Any] | None = None) -> list[EvaluationRecord]:
+    """Run the funnel on ``pool`` (a started ``RayPool``); the survivors of the last stage.
+    ``evaluate``: the evaluation without the search's hurdle (default: the pool's own)."""
     funnel = config.funnel
-    baseline = resolve_program(funnel.baseline)
-    baseline_hash = analyze(baseline).hash
-    survivors = _distinct(store.best(10 * funnel.top_k + 1), baseline_hash, funnel.top_k)
+    survivors = distinct(store.best(20 * funnel.top_k + 1), funnel.top_k)
+    evaluate_ref = pool.put(evaluate) if evaluate is not None else None
     results: list[EvaluationRecord] = []
     for scale in funnel.scales:
         if not survivors:
             break
-        console.print(f"funnel: {len(survivors)} program(s) at scale {scale:g} against {funnel.baseline}", highlight=False)
-        scaled = pool.put(tuple(dataclasses.replace(t, scale=t.scale * scale) for t in tasks))
-        timeout = funnel.timeout_s or config.eval_timeout_s * scale
-        jobs = {baseline_hash: (print_program(baseline), "baseline")}
-        jobs.update({r.hash: (r.text, "candidate") for r in survivors})
+        specs = scaled(tasks, scale, funnel.seeds)
+        suite = calibrate_suite(store, pool, specs, f"calibration@{scale:g}", console, multipliers=config.lr_grid,
+                                warm_start=config.warm_start)
+        console.print(f"funnel: {len(survivors)} program(s) at scale {scale:g} on {funnel.seeds} + {funnel.seeds} seeds "
+                      f"against the tuned baseline", highlight=False)
+        suite_ref = pool.put(suite)
+        timeout = funnel.timeout_s or config.eval_timeout_s * scale * funnel.seeds / 3
         outcomes: dict[str, Outcome] = {}
-        for program_hash, (text, role) in jobs.items():
-            done = store.funnel_result(program_hash, scale)
+        texts = {r.hash: r.text for r in survivors}
+        for record in survivors:
+            done = store.funnel_result(record.hash, scale)
             if done is not None:
-                outcomes[program_hash] = Outcome(done.fitness, done.test_fitness, done.per_task, done.seconds or 0.0, done.error)
+                outcomes[record.hash] = Outcome(done.fitness, done.test_fitness, done.per_task, done.seconds or 0.0,
+                                                done.error)
             else:
-                pool.submit(program_hash, resolve_program(text), tasks=scaled, timeout_s=timeout)
+                pool.submit(record.hash, record.program, tasks=suite_ref, timeout_s=timeout, evaluate=evaluate_ref)
         while pool.in_flight:
             for done in pool.results(timeout=0.5):
                 outcomes[done.key] = done.outcome
-                text, role = jobs[done.key]
-                store.add_funnel(done.key, text, role, scale, done.outcome, None)
-        bar = outcomes[baseline_hash]
-        results = []
-        for program_hash, (text, role) in jobs.items():
-            beat = None if role == "baseline" else outcomes[program_hash].error is None and outcomes[program_hash].fitness > bar.fitness
-            store.add_funnel(program_hash, text, role, scale, outcomes[program_hash], beat)
+                judged = verdict(done.outcome, funnel.alpha)
+                store.add_funnel(done.key, texts[done.key], "candidate", scale, done.outcome, judged["passed"], judged)
         results = [r for r in store.funnel() if r.scale == scale and r.role == "candidate" and r.beat_baseline]
         survivors = results
     return results
 
 
-def _distinct(records: Sequence[EvaluationRecord], baseline_hash: str, k: int) -> list[EvaluationRecord]:
-    """The first ``k`` records with distinct proxy scores, the baseline left out."""
-    out, seen = [], set()
+def scaled(tasks: Sequence, scale: float, seeds: int) -> tuple:
+    """The suite ``scale`` times larger, on ``seeds`` validation and held-out seeds each."""
+    valid, held = seed_sets(seeds)
+    out = []
+    for t in tasks:
+        if isinstance(t, TaskSpec):
+            out.append(TaskSpec(t.name, t.scale * scale, valid, held))
+        else:  # a test's fake task: its scale and seeds change
+            out.append(dataclasses.replace(t, scale=t.scale * scale, seeds=valid))
+    return tuple(out)
+
+
+def verdict(outcome: Outcome, alpha: float) -> dict:
+    """Whether ``outcome`` beats the tuned baseline by more than the noise (module docstring),
+    with the numbers that say so."""
+    from scipy import stats
+
+    base = {"test": TEST_NAME, "alpha": alpha, "passed": False}
+    if outcome.error is not None or outcome.infrastructure:
+        return {**base, "why": f"failed: {outcome.error}"}
+    try:
+        ours, theirs = seed_scores(outcome.per_task, "valid"), seed_scores(outcome.per_task, "valid", baseline=True)
+        ours_test = seed_scores(outcome.per_task, "test")
+    except (KeyError, ValueError) as exc:
+        return {**base, "why": f"no per-seed scores to test ({exc})"}
+    t, p = stats.ttest_ind(ours, theirs, equal_var=False, alternative="greater")
+    p = 1.0 if math.isnan(p) else float(p)  # equal constant samples: no evidence of a difference
+    numbers = {
+        "n": len(ours), "valid_mean": statistics.fmean(ours), "valid_std": _std(ours),
+        "baseline_valid_mean": statistics.fmean(theirs), "baseline_valid_std": _std(theirs),
+        "t": None if math.isnan(t) else float(t), "p": p,
+        "test_mean": outcome.test_fitness, "test_std": _std(ours_test),
+    }
+    if not p < alpha:
+        why = f"not significant: p = {p:.3g} >= {alpha:g}"
+    elif not outcome.test_fitness >= 0:
+        why = f"worse than the baseline on the test split ({outcome.test_fitness:+.4f})"
+    else:
+        why = f"beats the baseline: p = {p:.3g} < {alpha:g}, test {outcome.test_fitness:+.4f}"
+    return {**base, **numbers, "passed": why.startswith("beats"), "why": why}
+
+
+def distinct(records: Sequence[EvaluationRecord], k: int) -> list[EvaluationRecord]:
+    """The first ``k`` records no two of which behave the same (``fingerprint.same_behaviour``)."""
+    from .behaviour import behaviour, same_behaviour
+
+    kept: list[tuple[EvaluationRecord, Any]] = []
     for r in records:
-        key = (round(r.fitness, 12), round(r.test_fitness, 12))
-        if r.hash != baseline_hash and key not in seen:
-            seen.add(key)
-            out.append(r)
-    return out[:k]
+        if len(kept) == k:
+            break
+        b = behaviour(r.program)
+        if b is None or not any(other is not None and same_behaviour(b, other) for _, other in kept):
+            kept.append((r, b))
+    return [r for r, _ in kept]
+
+
+def _std(xs: Sequence[float]) -> float:
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def summary(verdict_: Mapping[str, Any]) -> str:
+    """One line: ``+0.031 +- 0.012 vs +0.002 +- 0.010, p = 0.004``."""
+    if "valid_mean" not in verdict_:
+        return verdict_.get("why", "")
+    return (f"{verdict_['valid_mean']:+.4f} ± {verdict_['valid_std']:.4f} vs baseline "
+            f"{verdict_['baseline_valid_mean']:+.4f} ± {verdict_['baseline_valid_std']:.4f} (n={verdict_['n']}), "
+            f"p = {verdict_['p']:.3g}; test {verdict_['test_mean']:+.4f} ± {verdict_['test_std']:.4f}")

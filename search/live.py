@@ -40,6 +40,12 @@ class Stats:
     initial_fitness: float
     initial_test_fitness: float
     max_evals: int | None = None
+    best_multipliers: str = ""
+    """Where the best program's learning rate landed on each task (``char_lm x4, ...``)."""
+    stopped: int = 0
+    """Evaluations stopped at the hurdle."""
+    infrastructure: int = 0
+    """Evaluations the infrastructure lost (not fitnesses; a resume retries them)."""
 
     @property
     def evals_per_s(self) -> float:
@@ -87,9 +93,12 @@ def render(stats: Stats) -> Panel:
     budget = f" / {stats.max_evals}" if stats.max_evals else ""
     table.add_row("evaluations", f"{stats.evaluations}{budget}   ({stats.evals_per_s:.1f} new/s, {stats.in_flight} in flight)")
     table.add_row("children", f"{stats.children}   cache hits {stats.cache_hit_rate:.1%}   valid {stats.valid_child_rate:.1%}")
-    table.add_row("failures", str(stats.failures))
-    table.add_row("best fitness", f"{stats.best_fitness:.4f}  (test {stats.best_test_fitness:.4f})")
-    table.add_row("warm start", f"{stats.initial_fitness:.4f}  (test {stats.initial_test_fitness:.4f})")
+    table.add_row("failures", f"{stats.failures}   stopped at the hurdle {stats.stopped}   "
+                              f"lost by the infrastructure {stats.infrastructure}")
+    table.add_row("best fitness", f"{format_score(stats.best_fitness)}  (test {format_score(stats.best_test_fitness)})")
+    if stats.best_multipliers:
+        table.add_row("best's lr", stats.best_multipliers)
+    table.add_row("warm start", f"{format_score(stats.initial_fitness)}  (test {format_score(stats.initial_test_fitness)})")
     table.add_row("epoch", str(stats.epoch))
     program = Syntax(stats.best_text or "(none yet)", "python", theme="ansi_dark")
     return Panel(Group(table, Panel(program, title="best program")), title=f"symopt search  {stats.elapsed_s:.0f}s")

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .fitness import format_score
+from .fitness import format_score, multipliers
 from .store import EvaluationRecord, RunStore
 
 PLOT_NAME = "fitness.png"
@@ -25,7 +25,7 @@ def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Tabl
     best = max(records, key=lambda r: r.fitness, default=None)
     table = Table(title="hall of fame: the fittest program of each length", title_justify="left")
     for name, justify in (("length", "right"), ("hash", "left"), ("fitness", "right"), ("test", "right"),
-                          ("found", "right"), ("", "left")):
+                          ("found", "right"), ("lr multiplier per task", "left"), ("", "left")):
         table.add_column(name, justify=justify)
     for r in records:
         marks = []
@@ -33,31 +33,91 @@ def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Tabl
             marks.append("best")
         if r.hash == initial_hash:
             marks.append("warm start")
-        table.add_row(str(r.length), r.hash, format_score(r.fitness), format_score(r.test_fitness), f"#{r.id}", ", ".join(marks))
+        if r.stopped:
+            marks.append("stopped at the hurdle")
+        table.add_row(str(r.length), r.hash, format_score(r.fitness), format_score(r.test_fitness), f"#{r.id}",
+                      multipliers(r.per_task), ", ".join(marks))
     return table
+
+
+def record_table(record: EvaluationRecord) -> Table:
+    """One evaluation task by task: where its learning rate landed, its scores and losses
+    against the tuned baseline's."""
+    table = Table(title=f"{record.hash}: fitness {format_score(record.fitness)}, test {format_score(record.test_fitness)}"
+                  + (f" ({record.stopped})" if record.stopped else ""), title_justify="left")
+    for name in ("task", "lr multiplier", "lr peak", "valid score", "test score", "valid loss", "baseline", "untrained"):
+        table.add_column(name, justify="left" if name == "task" else "right")
+    for key, r in record.per_task.items():
+        if not isinstance(r, dict):
+            continue
+        if "error" in r:
+            table.add_row(key, "failed", "", "", "", r["error"][:60], "", "")
+            continue
+        m = r.get("multiplier")
+        mult = "" if m is None else (f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}") + (" (edge)" if r.get("on_edge") else "")
+        table.add_row(key, mult, _num(r.get("lr_peak")), format_score(r.get("valid")), format_score(r.get("test")),
+                      _num(r.get("valid_loss")), _num(r.get("baseline_valid_loss")), _num(r.get("initial_valid_loss")))
+    return table
+
+
+def _num(x) -> str:
+    return "" if x is None else f"{x:.4g}"
 
 
 def funnel_table(store: RunStore) -> Table | None:
     rows = store.funnel()
     if not rows:
         return None
-    table = Table(title="funnel: re-evaluated at larger scales", title_justify="left")
-    for name in ("scale", "hash", "role", "fitness", "test", "beats", "seconds"):
-        table.add_column(name, no_wrap=True)
+    from .funnel import TEST_NAME
+
+    table = Table(title=f"funnel: re-evaluated at larger scales against AdamW tuned there ({TEST_NAME})",
+                  title_justify="left")
+    for name in ("scale", "hash", "fitness", "± sd", "baseline ± sd", "p", "test", "passes", "seconds"):
+        table.add_column(name, no_wrap=True, justify="left" if name == "hash" else "right")
     for r in rows:
-        beat = "" if r.beat_baseline is None else ("yes" if r.beat_baseline else "no")
-        scores = ("failed", "") if r.error else (format_score(r.fitness), format_score(r.test_fitness))
-        table.add_row(f"{r.scale:g}", r.hash[:12], r.role or "", *scores, beat, f"{r.seconds or 0:.1f}")
+        v = r.verdict or {}
+        passes = "" if r.beat_baseline is None else ("yes" if r.beat_baseline else "no")
+        if r.error:
+            table.add_row(f"{r.scale:g}", r.hash[:12], "failed", "", "", "", "", passes, f"{r.seconds or 0:.1f}")
+            continue
+        spread = f"{v['valid_std']:.4f}" if "valid_std" in v else ""
+        base = f"{v['baseline_valid_mean']:+.4f} ± {v['baseline_valid_std']:.4f}" if "baseline_valid_mean" in v else ""
+        p = f"{v['p']:.3g}" if "p" in v else ""
+        table.add_row(f"{r.scale:g}", r.hash[:12], format_score(r.fitness), spread, base, p,
+                      format_score(r.test_fitness), passes, f"{r.seconds or 0:.1f}")
     return table
+
+
+def calibration_table(store: RunStore) -> Table | None:
+    """What fitness 0 is at each scale: the warm start's best peak and the tuned baseline per task."""
+    from .calibration import Calibration
+
+    keys = [k for k in ("calibration", *(f"calibration@{s:g}" for s in sorted({r.scale for r in store.funnel()})))]
+    table = Table(title="fitness 0: AdamW tuned per task (lr, beta1, weight decay) on validation", title_justify="left")
+    for name in ("task", "warm start's best peak", "baseline setting", "valid loss", "test loss", "untrained", "tried"):
+        table.add_column(name, justify="left" if name in ("task", "baseline setting") else "right")
+    shown = 0
+    for key in keys:
+        for data in store.fitness_record(key) or ():
+            c = Calibration.from_dict(data)
+            b = c.baseline
+            table.add_row(c.key, f"{c.center:g}", b.setting.describe() + (" (edge)" if b.on_edge else ""),
+                          f"{b.valid_loss:.4g}", f"{b.test_loss:.4g}", f"{c.initial['valid']:.4g}", str(b.tried))
+            shown += 1
+    return table if shown else None
 
 
 def print_report(store: RunStore, console: Console | None = None, initial_hash: str | None = None) -> None:
     """The hall of fame, the best program, its comparison with the warm start, and the funnel."""
     console = console or Console()
+    calibration = calibration_table(store)
+    if calibration is not None:
+        console.print(calibration)
     console.print(hall_of_fame_table(store, initial_hash))
     best = store.best(1)
     if best:
         console.print(_program_panel(best[0], "best program by proxy fitness (redundant statements dropped)"))
+        console.print(record_table(best[0]))
     initial = store.record(initial_hash) if initial_hash else None
     if best and initial:
         b, i = best[0], initial
@@ -66,17 +126,21 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
             f"best vs warm start: proxy {format_score(b.fitness)} vs {format_score(i.fitness)}, "
             f"held-out test {format_score(b.test_fitness)} vs {format_score(i.test_fitness)}: the best {verdict} it on both.",
             highlight=False)
+        against = "beats" if b.fitness > 0 and b.test_fitness > 0 else "does not beat"
+        console.print(f"best vs tuned AdamW (0 by definition): the best {against} it on both splits "
+                      "(one evaluation, 3 seeds; the funnel tests it on 5).", highlight=False)
     table = funnel_table(store)
     if table is not None:
         console.print(table)
         for scale in sorted({r.scale for r in store.funnel()}):
             stage = [r for r in store.funnel() if r.scale == scale and r.role == "candidate"]
             passed = [r for r in stage if r.beat_baseline]
-            console.print(f"funnel at scale {scale:g}: {len(passed)} of {len(stage)} beat the baseline"
-                          + (f" ({', '.join(r.hash for r in passed)})" if passed else ""), highlight=False)
+            console.print(f"funnel at scale {scale:g}: {len(passed)} of {len(stage)} beat the tuned baseline by more "
+                          "than the noise" + (f" ({', '.join(r.hash for r in passed)})" if passed else ""), highlight=False)
             for r in stage:
-                if r.error:
-                    console.print(f"  {r.hash[:12]} failed: {r.error}", highlight=False)
+                why = r.error or (r.verdict or {}).get("why")
+                if why:
+                    console.print(f"  {r.hash[:12]}: {why}", highlight=False)
 
 
 def print_summary(store: RunStore, summary, console: Console) -> None:

@@ -125,3 +125,27 @@ def show(
         console.print(form.latex() if latex else form.text(), markup=False)
     console.rule(f"generated torch code ({backend})")
     print_code(console, compiled.source)
+    if run is not None:
+        _print_run_record(console, analysis.hash, run)
+
+
+def _print_run_record(console: Console, program_hash: str, run: Path) -> None:
+    """How the run scored the program: per task, where its learning rate landed and its scores."""
+    from search.report import record_table
+    from search.store import RunStore
+
+    with RunStore(run) as store:
+        record = store.record(program_hash)
+        funnel = [r for r in store.funnel() if r.hash == program_hash]
+    console.rule(f"in the run {run}")
+    if record is None:
+        console.print("not evaluated in this run (a cache hit or still pending)")
+        return
+    if record.error:
+        console.print(f"failed: {record.error}", markup=False)
+        return
+    console.print(record_table(record))
+    for r in funnel:
+        console.print(record_table(r))
+        if r.verdict:
+            console.print(f"funnel at scale {r.scale:g}: {r.verdict.get('why', '')}", markup=False)
