@@ -85,12 +85,13 @@ def run(
         if (run_dir / CONFIG_NAME).exists():
             raise FileExistsError(f"{run_dir} already holds a run; continue it with --resume {run_dir}")
         config = dataclasses.replace(config, out=str(run_dir))
+    tasks = tuple(tasks) if tasks is not None else config.task_specs()
+    check_tasks(tasks)  # a broken task is an error before anything starts
     funnel_evaluate = evaluate
     if evaluate is None:
         from .evaluate import evaluate as funnel_evaluate
 
         evaluate = functools.partial(funnel_evaluate, hurdle=config.hurdle)  # the funnel runs every task
-    tasks = tuple(tasks) if tasks is not None else config.task_specs()
     store = RunStore(run_dir, create=True)
     try:
         check_definition(store, config, tasks, evaluate)
@@ -102,6 +103,32 @@ def run(
 
 class DefinitionMismatch(ValueError):
     """A resume under another fitness definition than the run's (``definition.py``)."""
+
+
+def check_tasks(tasks: Sequence[Any]) -> None:
+    """Build every task of the suite and run a torch.nn task's ``check_task`` (one step):
+    ``KeyError`` for a name that is no task, ``search.nn.TaskError`` for a broken one."""
+    from . import trainer
+    from .suite import TaskSpec
+
+    for task in tasks:
+        if isinstance(task, TaskSpec):
+            built = trainer.build(task.name, task.scale)
+            if not trainer.is_flat(task.name):
+                from .nn import check_task
+
+                check_task(built, task.name)
+
+
+def refusals() -> tuple[type[BaseException], ...]:
+    """What ``run`` refuses to start (or go on) with, each a one-line message for the command
+    line, not a crash: ``except refusals() as exc``."""
+    from .calibration import CalibrationError
+    from .nn import TaskError
+    from .store import StoreVersionError
+
+    return (FileExistsError, FileNotFoundError, ConnectionError, DefinitionMismatch, CalibrationError, StoreVersionError,
+            TaskError, KeyError)
 
 
 def fitness_definition(config: SearchConfig, tasks: Sequence[Any], evaluate: Callable[..., Any]) -> dict:

@@ -20,6 +20,7 @@ import torch
 from symbolic_opt.ir import Program
 
 from . import tasks as flat_tasks
+from .pruning import Groups
 from .rows import Row, RowsResult
 from .tasks.base import SPLITS
 from .training import Optimizer, ProgramStep, initial_metrics, train
@@ -74,12 +75,14 @@ def train_rows(
     splits: Mapping[str, Sequence[int]] | None = None,
     deadline: float | None = None,
     record_curves: bool = False,
+    groups: Groups | None = None,
 ) -> RowsResult:
     """Train ``rows`` of task ``name`` at ``scale`` with ``optimizer`` (from ``optimizer_for``).
-    ``deadline`` is a ``time.process_time()`` value. Never raises for a failing candidate."""
+    ``deadline`` is a ``time.process_time()`` value; ``groups``, what each row's setting is
+    (``pruning.py``: flat problems only). Never raises for a failing candidate."""
     task = build(name, scale)
     if is_flat(name):
-        return train(task, rows, optimizer, splits=splits, deadline=deadline, record_curves=record_curves)
+        return train(task, rows, optimizer, splits=splits, deadline=deadline, record_curves=record_curves, groups=groups)
     from . import nn
 
     return nn.train_rows(task, optimizer, rows, deadline=deadline, record_curves=record_curves)

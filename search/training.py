@@ -44,6 +44,7 @@ from symbolic_opt.kinds import Kind
 from symbolic_opt.ops import OPS, Rule
 
 from .flat import Layout
+from .pruning import Groups
 from .rows import Row, RowsResult
 from .tasks.base import SPLITS, Problem
 
@@ -78,6 +79,12 @@ class Stepper:
     def retire(self, row: int) -> None:
         """No more steps for ``row`` (a no-op where rows are stepped together)."""
 
+    def compact(self, keep: list[int], flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> bool:
+        """Go on with only the buffer rows at positions ``keep``, now the rows of ``flat`` and
+        ``grad`` (failed rows leave the batch, so they cost nothing more). False where the
+        optimizer cannot: the failed rows then stay in the batch, computing what nobody reads."""
+        return False
+
 
 class Optimizer:
     """Something that can step a flat buffer: ``bind`` it to ``(params, grad)`` for one run."""
@@ -106,11 +113,8 @@ class ProgramStep(Optimizer):
         hyper = _row_hyperparams(self.compiled, rows)
         if self.mode == "batched":
             return _BatchedStep(self.compiled, flat, grad, rows, hyper)
-        if self.mode == "per_row":
-            groups = [([flat[i]], [grad[i]]) for i in range(len(rows))]
-        else:
-            groups = [(layout.split(flat[i]), layout.split(grad[i])) for i in range(len(rows))]
-        return _PerRowStep(self.compiled, groups, rows, hyper)
+        split = (lambda row: [row]) if self.mode == "per_row" else layout.split
+        return _PerRowStep(self.compiled, flat, grad, split, rows, hyper)
 
 
 def step_mode(compiled: CompiledProgram) -> str:
@@ -167,16 +171,31 @@ class _BatchedStep(Stepper):
             self.scalars["step"].fill_(t)
         self.fn(*self.args, **self.scalars)
 
+    def compact(self, keep: list[int], flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> bool:
+        self.args = ([flat], [grad], *[[state[0][keep]] for state in self.args[2:]])
+        self.peaks = self.peaks[keep]
+        for name, value in self.scalars.items():
+            if value.dim() == 2:  # one per row
+                self.scalars[name] = value[keep]
+        return True
+
 
 class _PerRowStep(Stepper):
-    """One call of the ``eager`` step per row, on host scalars."""
+    """One call of the ``eager`` step per row, on host scalars. ``split`` cuts a row of the
+    buffer into the tensors the program sees (the row itself, or one tensor per parameter)."""
 
-    def __init__(self, compiled: CompiledProgram, groups, rows, hyper: list[dict[str, float]]):
+    def __init__(self, compiled: CompiledProgram, flat, grad, split, rows, hyper: list[dict[str, float]]):
         super().__init__()
-        self.fn = compiled.fn
+        self.fn, self.split = compiled.fn, split
         self.uses_step = "step" in compiled.scalars
-        self.calls = {i: ((ps, gs, *compiled.init_state(ps)), h, row.lr_peak)
-                      for i, ((ps, gs), h, row) in enumerate(zip(groups, hyper, rows))}
+        self.order = list(range(len(rows)))  # the original row of each buffer row
+        self.states = {i: compiled.init_state(split(flat[i])) for i in self.order}
+        self.scalars = {i: (h, row.lr_peak) for i, (h, row) in enumerate(zip(hyper, rows))}
+        self._bind(flat, grad)
+
+    def _bind(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        self.calls = {i: ((self.split(flat[pos]), self.split(grad[pos]), *self.states[i]), *self.scalars[i])
+                      for pos, i in enumerate(self.order) if i in self.scalars}
 
     def __call__(self, scale: float, t: int) -> None:
         for i, (args, scalars, peak) in list(self.calls.items()):
@@ -187,10 +206,16 @@ class _PerRowStep(Stepper):
                 self.fn(*args, **scalars)
             except Exception as e:  # noqa: BLE001 - a candidate's runtime error fails its row, not the run
                 self.failed[i] = f"{type(e).__name__}: {e}"
-                del self.calls[i]
+                self.retire(i)
 
     def retire(self, row: int) -> None:
         self.calls.pop(row, None)
+        self.scalars.pop(row, None)
+
+    def compact(self, keep: list[int], flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> bool:
+        self.order = [self.order[pos] for pos in keep]
+        self._bind(flat, grad)
+        return True
 
 
 @dataclass(frozen=True)
@@ -229,6 +254,7 @@ def train(
     splits: Mapping[str, Sequence[int]] | None = None,
     deadline: float | None = None,
     record_curves: bool = False,
+    groups: Groups | None = None,
 ) -> RowsResult:
     """Train ``problem``'s models, one per row (all at once), with ``optimizer``.
 
@@ -236,14 +262,16 @@ def train(
     ``splits`` maps a split to the rows to score on it (default: every row on every split);
     other rows get nan there. ``deadline`` is a ``time.process_time()`` value: the CPU time
     this process may reach, which a busy machine does not make run out sooner.
-    ``record_curves`` keeps every step's training loss per row. Runs under ``cpu_settings``.
-    Never raises for a failing optimizer: the ``RowsResult`` says which rows failed and why.
+    ``record_curves`` keeps every step's training loss per row. ``groups``: which setting of a
+    sweep each row belongs to, so a setting with a failed seed stops all its rows
+    (``pruning.py``). Runs under ``cpu_settings``. Never raises for a failing optimizer: the
+    ``RowsResult`` says which rows failed and why.
     """
     rows = tuple(r if isinstance(r, Row) else Row(r) for r in rows)
     if splits is None:
         splits = {split: range(len(rows)) for split in SPLITS}
     with cpu_settings():
-        return _train(problem, rows, optimizer, splits, deadline, record_curves)
+        return _train(problem, rows, optimizer, splits, deadline, record_curves, groups)
 
 
 _SETTINGS_DEPTH = [0]
@@ -287,12 +315,39 @@ def keep_heap() -> bool:
         return False
 
 
-def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits, deadline, record_curves) -> RowsResult:
+@dataclass
+class _Batch:
+    """The rows still training: their buffers, data order and divergence limits, in buffer
+    order, and which of the run's rows each one is (``rows``)."""
+
+    rows: list[int]
+    flat: torch.Tensor
+    grad: torch.Tensor
+    batches: torch.Tensor
+    layout: Layout
+    limit: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.views = self.layout.views(self.flat)
+
+    def drop_failed(self, alive: torch.Tensor, stepper: Stepper) -> None:
+        """Failed rows leave the batch, where the optimizer can follow (``Stepper.compact``)."""
+        keep = [pos for pos, i in enumerate(self.rows) if alive[i]]
+        if not keep or len(keep) == len(self.rows):
+            return
+        flat, grad = self.flat[keep], self.grad[keep]
+        if stepper.compact(keep, flat, grad, self.layout):
+            self.rows = [self.rows[pos] for pos in keep]
+            self.flat, self.grad, self.batches = flat, grad, self.batches[:, keep]
+            self.limit = None if self.limit is None else self.limit[keep]
+            self.views = self.layout.views(flat)
+
+
+def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits, deadline, record_curves,
+           groups: Groups | None) -> RowsResult:
     start, cpu = time.perf_counter(), time.process_time()
     run = plan(problem, tuple(row.seed for row in rows))
-    flat = run.init.clone()
-    grad = torch.zeros_like(flat)
-    views = problem.layout.views(flat)
+    batch = _Batch(list(range(len(rows))), run.init.clone(), torch.zeros_like(run.init), run.batches, problem.layout)
     errors: list[str | None] = [None] * len(rows)
     alive = torch.ones(len(rows), dtype=torch.bool)
     curves = torch.full((problem.steps, len(rows)), math.nan) if record_curves else None
@@ -302,20 +357,28 @@ def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits
         errors[i] = f"{why} (step {t} of {_where(problem)})"
         alive[i] = False
         stepper.retire(i)
+        for j in groups.fellow_rows(i) if groups is not None else ():
+            if errors[j] is None:  # its setting can no longer be chosen: its other seeds stop too
+                errors[j] = f"out with its setting: {errors[i]}"
+                alive[j] = False
+                stepper.retire(j)
 
-    stepper = optimizer.bind(flat, grad, problem.layout, rows)  # a row's unknown hyperparameter is the caller's error
+    # a row's unknown hyperparameter is the caller's error: raised
+    stepper = optimizer.bind(batch.flat, batch.grad, problem.layout, rows)
     try:
-        limit = None
         for t, scale in enumerate(run.lrs, start=1):
-            loss = problem.loss_and_grad(views, run.batches[t - 1], grad)
+            batch.drop_failed(alive, stepper)
+            loss = problem.loss_and_grad(batch.views, batch.batches[t - 1], batch.grad)
             if curves is not None:
-                curves[t - 1] = loss
-            if limit is None:
-                limit = loss.abs() * DIVERGED
-            fine = loss <= limit  # False for nan
+                curves[t - 1, batch.rows] = loss
+            if batch.limit is None:
+                batch.limit = loss.abs() * DIVERGED
+            fine = loss <= batch.limit  # False for nan
             if not bool(fine.all()):
-                for i in (alive & ~fine).nonzero().flatten().tolist():
-                    fail(i, _bad_loss(loss[i].item(), limit[i].item(), rows[i].seed))
+                for pos in (~fine).nonzero().flatten().tolist():
+                    i = batch.rows[pos]
+                    if errors[i] is None:
+                        fail(i, _bad_loss(loss[pos].item(), batch.limit[pos].item(), rows[i].seed))
                 if not bool(alive.any()):
                     break
             stepper(scale, t)
@@ -324,7 +387,9 @@ def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits
             if deadline is not None and time.process_time() > deadline:
                 raise Failure(f"past its deadline after {time.process_time() - cpu:.3f} CPU s")
         with torch.no_grad():
-            metrics = {split: _scores(problem, views, split, [i for i in picked if errors[i] is None], len(rows))
+            position = {i: pos for pos, i in enumerate(batch.rows)}
+            metrics = {split: _scores(problem, batch.views, split, [(i, position[i]) for i in picked if errors[i] is None],
+                                      len(rows))
                        for split, picked in splits.items()}
         for split, values in metrics.items():
             for i in splits[split]:
@@ -344,14 +409,16 @@ def _train(problem: Problem, rows: tuple[Row, ...], optimizer: Optimizer, splits
                              cpu_seconds=time.process_time() - cpu)
 
 
-def _scores(problem: Problem, views: dict[str, torch.Tensor], split: str, picked: list[int], n: int) -> dict[str, list[float]]:
-    """``problem.metrics`` on ``split`` for the rows ``picked``, spread over all ``n`` rows (nan elsewhere)."""
+def _scores(problem: Problem, views: dict[str, torch.Tensor], split: str, picked: list[tuple[int, int]],
+            n: int) -> dict[str, list[float]]:
+    """``problem.metrics`` on ``split`` for the ``picked`` (row, buffer position) pairs, spread
+    over all ``n`` rows of the run (nan elsewhere)."""
     out: dict[str, list[float]] = {"loss": [math.nan] * n}
     if picked:
-        values = problem.metrics({k: v[picked] for k, v in views.items()}, split)
+        values = problem.metrics({k: v[[pos for _, pos in picked]] for k, v in views.items()}, split)
         for name, tensor in values.items():
             column = out.setdefault(name, [math.nan] * n)
-            for i, x in zip(picked, tensor.tolist()):
+            for (i, _), x in zip(picked, tensor.tolist()):
                 column[i] = x
     return out
 
@@ -398,6 +465,12 @@ class _HandWrittenAdamWStep(Stepper):
         self.m, self.v, self.u = torch.zeros_like(flat), torch.zeros_like(flat), torch.empty_like(flat)
         self.peaks = torch.tensor([[row.lr_peak] for row in rows], dtype=flat.dtype)
         self.lr = torch.empty_like(self.peaks)
+
+    def compact(self, keep: list[int], flat: torch.Tensor, grad: torch.Tensor, layout: Layout) -> bool:
+        self.w, self.g, self.m, self.v, self.u = flat, grad, self.m[keep], self.v[keep], self.u[keep]
+        self.peaks = self.peaks[keep]
+        self.lr = torch.empty_like(self.peaks)
+        return True
 
     def __call__(self, scale: float, t: int) -> None:
         w, g, m, v, u, lr = self.w, self.g, self.m, self.v, self.u, self.lr

@@ -20,6 +20,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .pruning import Groups
 from .rows import Row, RowsResult
 from .trainer import train_rows
 
@@ -97,7 +98,7 @@ class Sweep:
         return len(lrs) > 1 and self.settings[best].lr_peak in (lrs[0], lrs[-1])
 
     def failure(self) -> str:
-        """Why no setting finished: the reason of the setting nearest the grid's middle."""
+        """Why no setting finished: the failure of the setting nearest the grid's middle."""
         if self.error:
             return self.error
         middle = len(self.settings) // 2
@@ -139,13 +140,15 @@ def validate(
     test split, for ``Sweep.held_out`` to read at the chosen setting afterwards. A row trains
     the same whatever it is batched with, so this gives exactly what ``held_out`` would, and
     on a small task (where a step costs the same for 10 rows as for 30) it saves a second run.
-    ``optimizer`` comes from ``trainer.optimizer_for``; ``deadline`` is a ``process_time()`` value."""
+    A setting with a failed seed stops (it cannot be chosen: ``pruning.py``). ``optimizer`` comes from ``trainer.optimizer_for``; ``deadline``
+    is a ``process_time()`` value."""
     settings, seeds, test_seeds = tuple(settings), tuple(int(s) for s in seeds), tuple(int(s) for s in test_seeds)
     rows = [s.row(seed) for s in settings for seed in seeds + test_seeds]
     width = len(seeds) + len(test_seeds)
     groups = [range(i * width, i * width + len(seeds)) for i in range(len(settings))]
     test_groups = [range(i * width + len(seeds), (i + 1) * width) for i in range(len(settings))]
-    result = train_rows(task, scale, optimizer, rows, deadline=deadline, record_curves=record_curves,
+    membership = Groups(tuple(i for i in range(len(settings)) for _ in range(width)))
+    result = train_rows(task, scale, optimizer, rows, deadline=deadline, record_curves=record_curves, groups=membership,
                         splits={"valid": [j for g in groups for j in g], "test": [j for g in test_groups for j in g]})
     metrics = result.metrics.get("valid", {"loss": (math.nan,) * len(rows)})
     tests = result.metrics.get("test", {"loss": (math.nan,) * len(rows)})

@@ -56,10 +56,14 @@ def search_command(
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
+    from search.run import refusals
+
     try:
         summary = run(cfg, resume=resume, console=console)
-    except (FileExistsError, ConnectionError) as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+    except refusals() as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        console.print("[red]error:[/red] ", end="", highlight=False)
+        console.print(message, markup=False, highlight=False)
         raise typer.Exit(1)
     if summary.stopped_by == "interrupted":
         raise typer.Exit(130)  # the shell's convention for a run stopped by Ctrl-C

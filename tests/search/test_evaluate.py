@@ -246,11 +246,21 @@ def test_rows_carry_their_own_learning_rate_and_hyperparameters():
         train(problem, [Row(0, 0.01, {"beta3": 0.5})], adamw)
 
 
-def test_a_diverging_row_fails_alone():
+@pytest.mark.parametrize("mode", ["batched", "per_row"])
+def test_a_diverging_row_fails_alone_and_leaves_the_batch(mode):
     problem = task_registry.build("digits_mlp")
-    result = train(problem, [Row(0, 4.0), Row(0, 4000.0)], ProgramStep.of(programs.load("adamw_paper")))
-    assert result.errors[0] is None and "diverged, seed 0" in result.errors[1] and result.error is None
+    warm = programs.load("adamw_paper")
+    step = ProgramStep.of(warm) if mode == "batched" else ProgramStep(compile_program(warm, "eager"), "per_row")
+    result = train(problem, [Row(0, 4.0), Row(1, 4000.0), Row(2, 4.0)], step, record_curves=True)
+    assert result.errors[0] is None and result.errors[2] is None and result.error is None
+    assert "diverged, seed 1" in result.errors[1]
     assert math.isfinite(result.losses("valid")[0]) and math.isnan(result.losses("valid")[1])
+    died = int(result.errors[1].split("(step ")[1].split(" ")[0])
+    assert all(math.isnan(x) for x in result.curves[1][died:])  # no more steps for it
+    # the survivors train exactly as they would have without it, before and after it left
+    without = train(problem, [Row(0, 4.0), Row(2, 4.0)], step, record_curves=True)
+    assert [result.losses("valid")[i] for i in (0, 2)] == list(without.losses("valid"))
+    assert (result.curves[0], result.curves[2]) == without.curves
 
 
 def test_per_tensor_reductions_see_each_parameter_tensor():
@@ -315,3 +325,15 @@ def test_specs_calibrations_and_results_are_frozen_picklable_and_json():
 def test_unknown_task_is_a_configuration_error():
     with pytest.raises(KeyError):
         evaluate(programs.load("adamw_paper"), [TaskSpec("no_such_task")])
+
+
+def test_a_setting_with_a_failed_seed_stops_its_other_seeds():
+    from search.pruning import Groups
+
+    problem = task_registry.build("digits_mlp")
+    rows = [Row(0, 4.0), Row(1, 4.0), Row(0, 4000.0), Row(1, 4.0 * 1.0001)]
+    groups = Groups((0, 0, 1, 1))  # the last row shares a setting with the diverging one
+    result = train(problem, rows, ProgramStep.of(programs.load("adamw_paper")), groups=groups)
+    assert result.errors[0] is None and result.errors[1] is None
+    assert "diverged, seed 0" in result.errors[2]
+    assert result.errors[3].startswith("out with its setting: diverged, seed 0")

@@ -1,0 +1,111 @@
+"""A user's own torch.nn task in a search: named by import path in a config, checked before
+anything starts, calibrated like the proxy tasks; broken tasks and baselines that cannot
+learn stop the run with one line naming the task."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+import ray
+from typer.testing import CliRunner
+
+from symbolic_opt.cli import app
+
+TASKS = '''
+import torch
+from search.nn import Task, rng
+
+
+class Regression(Task):
+    """Fit y = x w* + noise with one nn.Linear (the documented example)."""
+
+    name, steps = "regression", 40
+
+    def __init__(self, scale=1.0):
+        self.scale, self.dim = scale, max(1, round(4 * scale))
+        self.w_true = torch.randn(self.dim, 1, generator=rng("regression", "w"))
+        self.held_out = {s: self._sample(rng("regression", s), 128) for s in ("valid", "test")}
+
+    def _sample(self, gen, n):
+        x = torch.randn(n, self.dim, generator=gen)
+        return x, x @ self.w_true + 0.1 * torch.randn(n, 1, generator=gen)
+
+    def model(self, seed):
+        torch.manual_seed(seed)
+        return torch.nn.Linear(self.dim, 1)
+
+    def batch(self, seed, step):
+        return self._sample(rng("regression", seed, step), 16)
+
+    def loss(self, model, batch):
+        x, y = batch
+        return torch.nn.functional.mse_loss(model(x), y)
+
+    def evaluate(self, model, split):
+        return {"loss": float(self.loss(model, self.held_out[split]))}
+
+
+class Unlearnable(Regression):
+    """Targets that no weights predict better than the untrained model: nothing to learn."""
+
+    name = "unlearnable"
+
+    def loss(self, model, batch):
+        x, _ = batch
+        return (model(x) * 0.0).sum() + 1.0
+
+
+class NoLoss(Regression):
+    name = "no_loss"
+
+    def evaluate(self, model, split):
+        return {"accuracy": 1.0}
+'''
+
+
+@pytest.fixture
+def user_tasks(tmp_path, monkeypatch):
+    """A module ``user_tasks`` on the import path of this process and of the Ray workers it starts."""
+    (tmp_path / "user_tasks.py").write_text(textwrap.dedent(TASKS))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    if ray.is_initialized():  # workers started before the env var would not see the module
+        ray.shutdown()
+    yield tmp_path
+
+
+def search(tmp_path, task: str, *extra: str):
+    config = tmp_path / "search.toml"
+    config.write_text(f'population = 8\ntournament = 2\nmax_evals = 12\neval_timeout_s = 60\ntasks = ["{task}"]\n'
+                      "[funnel]\nenabled = false\n")
+    return CliRunner().invoke(app, ["search", "--config", str(config), "--out", str(tmp_path / "run"), "--no-live",
+                                    "--workers", "2", *extra])
+
+
+def test_a_users_task_by_import_path_is_calibrated_and_searched(user_tasks):
+    from search.store import RunStore
+
+    result = search(user_tasks, "user_tasks:Regression")
+    assert result.exit_code == 0, result.output
+    assert "calibrating 1 task(s)" in result.output and "user_tasks:Regression: warm start's best peak" in result.output
+    with RunStore(user_tasks / "run") as store:
+        records = list(store.evaluations())
+        definition = store.fitness_record("definition")
+    assert len(records) == 12 and any(r.error is None for r in records)
+    assert definition["tasks"][0]["name"] == "user_tasks:Regression" and len(definition["tasks"][0]["data_hash"]) == 16
+
+
+def test_a_broken_users_task_is_one_line_before_anything_starts(user_tasks):
+    result = search(user_tasks, "user_tasks:NoLoss")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "user_tasks:NoLoss" in result.output and "loss" in result.output
+    assert not (user_tasks / "run").exists()
+    missing = search(user_tasks, "user_tasks:Nothing")
+    assert missing.exit_code == 1 and "Nothing" in missing.output and "Traceback" not in missing.output
+
+
+def test_a_baseline_that_learns_nothing_stops_the_run_naming_the_task(user_tasks):
+    result = search(user_tasks, "user_tasks:Unlearnable")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "the run cannot start" in result.output and "does not learn user_tasks:Unlearnable" in result.output
