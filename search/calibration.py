@@ -246,7 +246,7 @@ def calibrate_suite(store, pool, tasks, key: str, console, *, multipliers=MULTIP
         calibrations = pool.map(functools.partial(calibrate, multipliers=tuple(multipliers), warm_start=warm_start,
                                                   grid=grid), list(tasks))
     except CallError as exc:
-        raise CalibrationError(f"the run cannot start: {exc}") from None
+        raise CalibrationError(f"cannot calibrate the suite, so nothing can be scored on it: {exc}") from None
     store.set_fitness_record(key, [c.to_dict() for c in calibrations])
     for c in calibrations:
         b = c.baseline

@@ -81,13 +81,13 @@ def seed_scores(per_task: Mapping[str, Mapping], split: str = "valid", *, baseli
 
 
 def multipliers(per_task: Mapping[str, Mapping]) -> str:
-    """Where a program's learning rate landed on each task: ``quadratic x1, char_lm x1/4``
-    (the chosen multiplier of the warm start's best peak; an end of the grid marked ``!``)."""
+    """Where a program's learning rate landed on each task, in suite order: ``x1 x4 x1/4! x16``
+    (the chosen multiplier of the warm start's best peak; ``!``: at an end of the grid)."""
     parts = []
-    for key, record in per_task.items():
+    for record in per_task.values():
         m = record.get("multiplier") if isinstance(record, Mapping) else None
         if m is None:
             continue
         text = f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}"
-        parts.append(f"{key} {text}{'!' if record.get('on_edge') else ''}")
-    return ", ".join(parts)
+        parts.append(f"{text}{'!' if record.get('on_edge') else ''}")
+    return " ".join(parts)

@@ -89,6 +89,9 @@ def verdict(outcome: Outcome, alpha: float) -> dict:
     base = {"test": TEST_NAME, "alpha": alpha, "passed": False}
     if outcome.error is not None or outcome.infrastructure:
         return {**base, "why": f"failed: {outcome.error}"}
+    held_out = [r["test_error"] for r in outcome.per_task.values() if isinstance(r, Mapping) and r.get("test_error")]
+    if held_out:
+        return {**base, "why": f"a held-out seed failed at the multiplier validation chose: {held_out[0]}"}
     try:
         ours, theirs = seed_scores(outcome.per_task, "valid"), seed_scores(outcome.per_task, "valid", baseline=True)
         ours_test = seed_scores(outcome.per_task, "test")

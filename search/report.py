@@ -23,9 +23,10 @@ def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Tabl
     """The fittest program of each length (live statements); the best overall is marked."""
     records = store.hall_of_fame()
     best = max(records, key=lambda r: r.fitness, default=None)
-    table = Table(title="hall of fame: the fittest program of each length", title_justify="left")
+    table = Table(title="hall of fame: the fittest program of each length (lr x: the chosen multiplier of each task "
+                        "in suite order, ! at the grid's end)", title_justify="left")
     for name, justify in (("length", "right"), ("hash", "left"), ("fitness", "right"), ("test", "right"),
-                          ("found", "right"), ("lr multiplier per task", "left"), ("", "left")):
+                          ("found", "right"), ("lr x (per task)", "left"), ("", "left")):
         table.add_column(name, justify=justify)
     for r in records:
         marks = []

@@ -262,14 +262,16 @@ class RayPool:
             self._queue.append(_Job(i, _call, (fn_ref, item), timeout_s, is_evaluation=False))
         self._dispatch()
         out: dict[int, Any] = {}
+        name = getattr(getattr(fn, "func", fn), "__name__", "the job")
         while len(out) < len(items):
             for job, value in self._collect(0.5):
+                what = getattr(items[job.key], "key", None) or repr(items[job.key])[:80]
                 if isinstance(value, Outcome):  # the infrastructure's answer: lost twice
                     self.abandon()
-                    raise CallError(f"{getattr(fn, '__name__', fn)}({items[job.key]!r}): {value.error}")
+                    raise CallError(f"{name} of {what}: {value.error}")
                 if isinstance(value, _Raised):
                     self.abandon()
-                    raise CallError(f"{getattr(fn, '__name__', fn)}({items[job.key]!r}) failed: {value.message}")
+                    raise CallError(f"{name} of {what}: {value.message}")
                 out[job.key] = value
         return [out[i] for i in range(len(items))]
 

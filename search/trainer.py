@@ -56,6 +56,28 @@ def small(name: str, scale: float = 1.0) -> bool:
     return is_flat(name) and build(name, scale).layout.size <= SMALL_TASK
 
 
+def describe(name: str, scale: float = 1.0) -> str:
+    """One line: what the task trains, on what, its size and steps (from its docstring: the
+    task class's, or its module's where the class defers to it)."""
+    import inspect
+
+    task = build(name, scale)
+    doc = inspect.getdoc(type(task)) or ""
+    if not doc or doc.startswith("See the module"):
+        doc = inspect.getdoc(inspect.getmodule(type(task))) or ""
+    first = doc.split("\n\n")[0].replace("\n", " ").strip().rstrip(".")
+    if first.startswith("``") and ": " in first:
+        first = first.split(": ", 1)[1]  # a module docstring starts with the task's name
+    if is_flat(name):
+        size = task.layout.size
+    else:
+        from .nn.task import build_model
+
+        size = sum(p.numel() for p in build_model(task, 0).parameters())
+    where = name if scale == 1 else f"{name}@{scale:g}"
+    return f"{where}: {first} ({size:,} parameters, {task.steps} steps)"
+
+
 def optimizer_for(name: str, program: Program | Optimizer) -> Any:
     """What ``train_rows`` needs for this kind of task: flat problems take an ``Optimizer``
     (a program compiled once, ``training.ProgramStep``), torch.nn tasks the program itself."""

@@ -116,7 +116,10 @@ class HeldOut:
     metrics: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     error: str | None = None
     curve: tuple[float, ...] | None = field(default=None, repr=False)
+    """The mean over the seeds of the training loss at every step (when recorded)."""
     cpu_seconds: float = 0.0
+    curves: tuple[tuple[float, ...], ...] | None = field(default=None, repr=False)
+    """Per seed, the training loss at every step (when recorded)."""
 
     @property
     def mean(self) -> float:
@@ -189,7 +192,8 @@ def held_out(
     metrics = result.metrics.get("test", {"loss": (math.nan,) * len(rows)})
     error = _first_error(result, range(len(rows)))
     return HeldOut(setting, seeds, tuple(metrics["loss"]), dict(metrics), error,
-                   _mean_curve(result, range(len(rows))), result.cpu_seconds)
+                   _mean_curve(result, range(len(rows))), result.cpu_seconds,
+                   None if result.curves is None else tuple(result.curves))
 
 
 def _first_error(result: RowsResult, rows: Sequence[int]) -> str | None:

@@ -53,13 +53,15 @@ class CharLM(Problem):
         params += [Param("w_out", (d, v), 1 / math.sqrt(d)), Param("b_out", (v,))]
         self.layout = Layout(tuple(params))
         self.mask = layers.causal_mask(self.seq)
-        self.seed_index = torch.arange(64).view(64, 1, 1)  # row s of the seed batch
+        self.seed_index = torch.arange(64).view(64, 1, 1)  # row s of the seed batch (grown on demand)
 
     def _windows(self, split, starts):
         return self.data[split][starts.unsqueeze(-1) + self.offsets]
 
     def _loss(self, p, windows):
         s, b = windows.shape[:2]
+        if s > len(self.seed_index):
+            self.seed_index = torch.arange(s).view(s, 1, 1)
         seeds = self.seed_index[:s]
         inputs, targets = windows[..., :-1], windows[..., 1:]
         h = (p["emb"][seeds, inputs] + p["pos"].unsqueeze(1)).view(s, b * self.seq, self.d)

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from . import app
+from .show import wide_console
 
 
 @app.command("search")
@@ -43,7 +44,7 @@ def search_command(
     from search.config import load_config
     from search.run import load_run_config, run
 
-    console = Console()
+    console = wide_console()
     overrides = dict(population=population, tournament=tournament, max_evals=max_evals, minutes=minutes,
                      workers=workers, address=address, seed=seed, live=live, deterministic=deterministic)
     try:
@@ -82,7 +83,7 @@ def report_command(
     from ..analysis import analyze
     from ..loading import resolve_program
 
-    console = Console()
+    console = wide_console()
     try:
         store = RunStore(run_dir)
     except FileNotFoundError as exc:

@@ -34,6 +34,13 @@ MAX_TREE = 20_000
 RUN_HELP = "a search run directory: PROGRAM is then a hash (or unique prefix) in its store"
 
 
+def wide_console(**options) -> Console:
+    """A console for tables: the terminal's width, or 120 columns in a log or a pipe (rich's
+    80 squeezes the tables' numbers into ellipses)."""
+    console = Console(**options)
+    return console if console.is_terminal else Console(width=120, **options)
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print ``error: message`` on stderr and exit with ``code``."""
     console = Console(stderr=True, highlight=False, soft_wrap=True)

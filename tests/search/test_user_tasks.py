@@ -108,4 +108,12 @@ def test_a_broken_users_task_is_one_line_before_anything_starts(user_tasks):
 def test_a_baseline_that_learns_nothing_stops_the_run_naming_the_task(user_tasks):
     result = search(user_tasks, "user_tasks:Unlearnable")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "the run cannot start" in result.output and "does not learn user_tasks:Unlearnable" in result.output
+    assert "cannot calibrate the suite" in result.output and "does not learn user_tasks:Unlearnable" in result.output
+
+
+def test_symopt_bench_takes_a_users_task_by_import_path(user_tasks):
+    result = CliRunner().invoke(app, ["bench", "adamw", "lion", "--task", "user_tasks:Regression", "--seeds", "2",
+                                      "--lr-grid", "0.003,0.01,0.03,0.1", "--wd-grid", "0"])
+    assert result.exit_code == 0, result.output
+    assert "user_tasks:Regression: Fit y = x w* + noise with one nn.Linear" in result.output
+    assert result.output.count("user_tasks:Regression") >= 3  # its description and a row per program

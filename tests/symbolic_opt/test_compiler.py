@@ -576,7 +576,7 @@ def test_symopt_bench_refuses_an_unknown_suite_and_measures_compile_time():
     from symbolic_opt.cli import app
     from symbolic_opt.cli.bench import SCRIPT
 
-    result = CliRunner().invoke(app, ["bench", "--suite", "z"])
+    result = CliRunner().invoke(app, ["speed", "--suite", "z"])
     assert result.exit_code == 2 and "unknown suite" in result.output
     import importlib.util
     import sys
