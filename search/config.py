@@ -78,6 +78,9 @@ class FunnelConfig:
 class SearchConfig:
     """Everything a search run needs to know. See the preset files for examples."""
 
+    strategy: str = "evolution"
+    """What proposes children (``strategy.py``): ``evolution`` (regularized evolution) or
+    ``random`` (the control: a few random mutations of the warm start, no selection)."""
     population: int = 100
     """P: the population size of regularized evolution."""
     tournament: int = 2
@@ -132,6 +135,10 @@ class SearchConfig:
     def __post_init__(self) -> None:
         if self.population < 1 or not 1 <= self.tournament <= self.population:
             raise ValueError(f"need population >= 1 and 1 <= tournament <= population, got P={self.population}, T={self.tournament}")
+        from .strategy import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; the strategies are {', '.join(STRATEGIES)}")
         if self.restart_from not in ("best", "initial", "alternate"):
             raise ValueError(f"restart_from must be best, initial or alternate, got {self.restart_from!r}")
         if not self.lr_grid or any(not m > 0 for m in self.lr_grid):

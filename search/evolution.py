@@ -11,6 +11,7 @@ which is when a search restarts (from the best program so far, or from the initi
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import deque
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from typing import Iterable, Iterator
 from symbolic_opt.analysis import analyze
 from symbolic_opt.ir import Program
 from symbolic_opt.printer import print_program
+
+from .strategy import Proposal, Strategy
 
 
 @dataclass(frozen=True)
@@ -104,3 +107,77 @@ class Plateau:
 
     def reset(self, best: float) -> None:
         self.best, self.since = best, 0
+
+
+class Evolution(Strategy):
+    """Regularized evolution (module docstring): a tournament picks the parent, one mutation
+    per child, every child joins the current epoch's population; when the population's best
+    has not improved for ``restart_plateau`` evaluations, a new epoch starts from the best
+    program so far or from the initial one (``restart_from``). The population of a resumed run
+    is the last P members of its epoch in the store."""
+
+    name = "evolution"
+
+    def __init__(self, config, store, initial, counters, make_candidate):
+        super().__init__(config, store, initial, counters, make_candidate)
+        self.pop = Population(config.population, config.tournament, store.population(self.epoch, config.population))
+        self.plateau = Plateau(config.restart_plateau, counters.get("plateau_best", float("-inf")),
+                               int(counters.get("plateau_since", 0)))
+        self.restarts = int(counters.get("restarts", 0))
+
+    def started(self) -> bool:
+        return len(self.pop) > 0
+
+    def start(self, initial_fitness: float) -> None:
+        self._seed(self.initial, initial_fitness)
+
+    def propose(self, rng: random.Random) -> Proposal | None:
+        if not len(self.pop):
+            return None  # the warm start is still being evaluated
+        parent = self.pop.select(rng)
+        return Proposal(parent.program, parent.hash, 1, self.epoch)
+
+    def seed_copies(self, candidate: Candidate) -> int:
+        return self.config.population - 1 if candidate.epoch == self.epoch and not len(self.pop) else 0
+
+    def tell(self, candidate: Candidate, fitness: float, via: str) -> None:
+        if candidate.epoch != self.epoch:
+            return  # a child of an earlier epoch's population
+        copies = 1 + (self.config.population - 1 if via == "evaluated" and not len(self.pop) else 0)
+        for _ in range(copies):
+            self.pop.add(Member(candidate.program, candidate.hash, fitness))
+        if via == "evaluated" and self.plateau.update(fitness):
+            self._restart()
+
+    def counters(self) -> dict[str, float]:
+        return {"epoch": self.epoch, "restarts": self.restarts, "plateau_best": self.plateau.best,
+                "plateau_since": self.plateau.since}
+
+    def population(self) -> tuple[Member, ...]:
+        return tuple(self.pop)
+
+    def _restart(self) -> None:
+        """The population's best stopped improving: a new population from the best program
+        so far or from the initial one (``restart_from``)."""
+        self.epoch += 1
+        self.restarts += 1
+        source = self.config.restart_from
+        if source == "alternate":
+            source = "best" if self.epoch % 2 else "initial"
+        best = self.store.best(1)
+        if source == "best" and best:
+            seed = self.make_candidate(best[0].program, best[0].hash, f"restart {self.epoch} from the best", self.epoch,
+                                       best[0].hash)
+            fitness = best[0].fitness
+        else:
+            seed = dataclasses.replace(self.initial, mutation=f"restart {self.epoch} from the initial program",
+                                       epoch=self.epoch)
+            record = self.store.record(self.initial.hash)
+            fitness = record.fitness
+        self._seed(seed, fitness)
+
+    def _seed(self, seed: Candidate, fitness: float) -> None:
+        copies = self.config.population
+        self.pop = Population(self.config.population, self.config.tournament, [Member(seed.program, seed.hash, fitness)] * copies)
+        self.plateau.reset(fitness)
+        self.store.add_seeds(seed, fitness, copies, {**self.counters()})

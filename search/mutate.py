@@ -57,9 +57,12 @@ class Mutator:
         if unknown:
             raise ValueError(f"unknown op(s) in the function set: {', '.join(unknown)}")
 
-    def child(self, parent: Program, rng: random.Random, parent_hash: str | None = None) -> Child | None:
+    def child(self, parent: Program, rng: random.Random, parent_hash: str | None = None, mutations: int = 1) -> Child | None:
         """A child that analyzes and differs from ``parent`` by hash, or ``None`` if
-        ``max_attempts`` mutations gave none."""
+        ``max_attempts`` mutations gave none. ``mutations > 1``: that many such steps, one
+        after another (each valid), described together."""
+        if mutations > 1:
+            return self._several(parent, rng, parent_hash, mutations)
         parent_hash = parent_hash or analyze(parent).hash
         for attempt in range(1, self.config.max_attempts + 1):
             program, description = self.mutate(parent, rng)
@@ -70,6 +73,21 @@ class Mutator:
             if analysis.hash != parent_hash:
                 return Child(program, analysis, description, attempt)
         return None
+
+    def _several(self, parent: Program, rng: random.Random, parent_hash: str | None, mutations: int) -> Child | None:
+        start = parent_hash or analyze(parent).hash
+        steps, attempts, current, current_hash = [], 0, parent, start
+        for _ in range(mutations):
+            child = self.child(current, rng, current_hash)
+            if child is None:
+                return None
+            steps.append(child.mutation)
+            attempts += child.attempts
+            current, current_hash = child.program, child.hash
+            last = child
+        if current_hash == start:  # the steps undid each other
+            return None
+        return Child(last.program, last.analysis, "; ".join(steps), attempts)
 
     def mutate(self, parent: Program, rng: random.Random) -> tuple[Program, str]:
         """One random mutation of ``parent`` (which may not analyze) and its description."""

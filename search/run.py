@@ -29,12 +29,13 @@ from typing import Any, Callable, Sequence
 from rich.console import Console
 
 from .config import SearchConfig, from_dict
-from .evolution import Candidate, Member, Plateau, Population
+from .evolution import Candidate, Member
 from .fitness import multipliers
 from .fingerprint import Cache, fingerprint
 from .live import LiveView, Stats
 from .mutate import Mutator
 from .store import EvaluationRecord, Outcome, RunStore
+from .strategy import make_strategy
 
 CONFIG_NAME = "config.json"
 COUNTERS = ("attempts", "children", "gave_up", "lookups", "hash_hits", "fingerprint_hits", "evaluations",
@@ -190,13 +191,11 @@ class Search:
         self.counters = {name: saved.get(name, 0.0) for name in COUNTERS}
         self.counters["evaluations"] = store.count("evaluations")
         self.counters["plateau_best"] = saved.get("plateau_best", float("-inf"))
-        self.epoch = int(self.counters["epoch"])
         self.rng = random.Random(f"{config.seed}:{store.count('members')}:{self.counters['evaluations']}")
-        self.population = Population(config.population, config.tournament, store.population(self.epoch, config.population))
+        self.strategy = make_strategy(config, store, self.initial, self.counters, self._candidate)
         by_hash, by_fp = store.known_fitness()
         self.cache = Cache(by_hash, by_fp, lookups=int(self.counters["lookups"]),
                            hash_hits=int(self.counters["hash_hits"]), fingerprint_hits=int(self.counters["fingerprint_hits"]))
-        self.plateau = Plateau(config.restart_plateau, self.counters["plateau_best"], int(self.counters["plateau_since"]))
         self.resubmit = store.pending()
         for candidate in self.resubmit:
             self.cache.reserve(candidate.hash, candidate.fingerprint)
@@ -293,31 +292,32 @@ class Search:
         return self.counters["evaluations"] + self._outstanding() + len(self.resubmit) < self.config.max_evals
 
     def _start(self) -> None:
-        """A fresh run (or one killed before its population existed) begins with the warm start."""
-        if len(self.population) or self.resubmit:
+        """A fresh run (or one killed before its strategy could begin) begins with the warm start."""
+        if self.strategy.started() or self.resubmit:
             return
         known = self.cache.by_hash.get(self.initial.hash)
         if known is not None:
-            self._seed(self.initial, known, self.config.population)
+            self.strategy.start(known)
+            self._save_counters()
         else:
             self.cache.reserve(self.initial.hash, self.initial.fingerprint)
             self.resubmit.append(self.initial)
 
     # --- making children -----------------------------------------------------------------------
     def _next_candidate(self) -> Candidate | None:
-        """The next child to evaluate; cache hits on the way join the population directly."""
-        if not len(self.population):
-            return None  # the warm start is still being evaluated
+        """The next child to evaluate; cache hits on the way are told to the strategy directly."""
         for _ in range(100):  # bounded, so results keep being collected
-            parent = self.population.select(self.rng)
-            child = self.mutator.child(parent.program, self.rng, parent.hash)
+            proposal = self.strategy.propose(self.rng)
+            if proposal is None:
+                return None  # the warm start is still being evaluated
+            child = self.mutator.child(proposal.program, self.rng, proposal.hash, proposal.mutations)
             if child is None:
                 self.counters["attempts"] += self.config.mutation.max_attempts
                 self.counters["gave_up"] += 1
                 continue
             self.counters["attempts"] += child.attempts
             self.counters["children"] += 1
-            candidate = self._candidate(child.program, parent.hash, child.mutation, self.epoch, child.hash)
+            candidate = self._candidate(child.program, proposal.hash, child.mutation, proposal.epoch, child.hash)
             hit = self.cache.lookup(candidate.hash, candidate.fingerprint)
             if hit is None:
                 return candidate
@@ -371,18 +371,11 @@ class Search:
         self.counters["failures"] += outcome.error is not None
         self.session_evaluations += 1
         self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness)
-        current = candidate.epoch == self.epoch
-        seeds = self.config.population - 1 if current and not len(self.population) else 0
-        restart = current and self.plateau.update(outcome.fitness)
         self._sync_counters()
-        self.store.add_evaluation(candidate, outcome, self.counters, seeds=seeds)
-        if current:
-            for _ in range(seeds + 1):
-                self.population.add(Member(candidate.program, candidate.hash, outcome.fitness))
+        self.store.add_evaluation(candidate, outcome, self.counters, seeds=self.strategy.seed_copies(candidate))
+        self.strategy.tell(candidate, outcome.fitness, "evaluated")
         for waiter, via in self.waiting.pop(candidate.hash, []):
             self._join(waiter, outcome.fitness, via)
-        if restart:
-            self._restart()
 
     def _lost(self, candidate: Candidate, outcome: Outcome) -> None:
         """The infrastructure lost the evaluation (twice): no fitness, nothing cached, nobody
@@ -394,43 +387,17 @@ class Search:
         self.store.add_incident(candidate, outcome.error or "lost", self.counters)
 
     def _join(self, candidate: Candidate, fitness: float, via: str) -> None:
-        """A child whose fitness the cache knew joins the population without an evaluation."""
-        if candidate.epoch != self.epoch:
-            return
-        self.population.add(Member(candidate.program, candidate.hash, fitness))
+        """A child whose fitness the cache knew: recorded as a member, told to the strategy."""
+        if candidate.epoch != self.strategy.epoch:
+            return  # made for a population that has been replaced since
         self._sync_counters()
         self.store.add_member(candidate, fitness, via, self.counters)
-
-    def _restart(self) -> None:
-        """The population's best stopped improving: a new population from the best program
-        so far or from the initial one (``restart_from``)."""
-        self.epoch += 1
-        self.counters["epoch"] = self.epoch
-        self.counters["restarts"] += 1
-        source = self.config.restart_from
-        if source == "alternate":
-            source = "best" if self.epoch % 2 else "initial"
-        best = self.store.best(1)
-        if source == "best" and best:
-            seed = self._candidate(best[0].program, best[0].hash, f"restart {self.epoch} from the best", self.epoch, best[0].hash)
-            fitness = best[0].fitness
-        else:
-            seed = dataclasses.replace(self.initial, mutation=f"restart {self.epoch} from the initial program", epoch=self.epoch)
-            fitness = self.cache.by_hash[self.initial.hash]
-        self._seed(seed, fitness, self.config.population)
-
-    def _seed(self, seed: Candidate, fitness: float, copies: int) -> None:
-        self.population = Population(self.config.population, self.config.tournament,
-                                     [Member(seed.program, seed.hash, fitness)] * copies)
-        self.plateau.reset(fitness)
-        self._sync_counters()
-        self.store.add_seeds(seed, fitness, copies, self.counters)
+        self.strategy.tell(candidate, fitness, via)
 
     # --- bookkeeping --------------------------------------------------------------------------
     def _sync_counters(self) -> None:
         self.counters.update(lookups=self.cache.lookups, hash_hits=self.cache.hash_hits,
-                             fingerprint_hits=self.cache.fingerprint_hits, epoch=self.epoch,
-                             plateau_best=self.plateau.best, plateau_since=self.plateau.since)
+                             fingerprint_hits=self.cache.fingerprint_hits, **self.strategy.counters())
 
     def _save_counters(self) -> None:
         self._sync_counters()
@@ -452,7 +419,7 @@ class Search:
             cache_hit_rate=self.cache.hit_rate,
             valid_child_rate=self.valid_child_rate(),
             in_flight=self.pool.in_flight,
-            epoch=self.epoch,
+            epoch=self.strategy.epoch,
             failures=int(self.counters["failures"]),
             best_fitness=best[0].fitness if best else nan,
             best_test_fitness=best[0].test_fitness if best else nan,
@@ -488,7 +455,7 @@ class Search:
             best=best[0] if best else None,
             initial=self.store.record(self.initial.hash),
             stopped_by=stopped_by,
-            population=tuple(self.population),
+            population=self.strategy.population(),
         )
 
 

@@ -21,6 +21,8 @@ def search_command(
     preset: str = typer.Option("quick", help="a preset in search/presets: quick, medium, paper"),
     config: Optional[Path] = typer.Option(None, help="a TOML config file (instead of --preset)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
+    strategy: Optional[str] = typer.Option(None, help="evolution (regularized evolution, the default) or random "
+                                           "(the control: a few random mutations of the warm start, no selection)"),
     population: Optional[int] = typer.Option(None, help="population size P"),
     tournament: Optional[int] = typer.Option(None, help="tournament size T"),
     max_evals: Optional[int] = typer.Option(None, help="stop after this many new evaluations in the run"),
@@ -45,7 +47,7 @@ def search_command(
     from search.run import load_run_config, run
 
     console = wide_console()
-    overrides = dict(population=population, tournament=tournament, max_evals=max_evals, minutes=minutes,
+    overrides = dict(strategy=strategy, population=population, tournament=tournament, max_evals=max_evals, minutes=minutes,
                      workers=workers, address=address, seed=seed, live=live, deterministic=deterministic)
     try:
         if resume is not None:

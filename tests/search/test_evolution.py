@@ -161,3 +161,20 @@ def test_a_deterministic_session_stopped_by_time_keeps_every_result_and_resumes(
         hashes = [r.hash for r in store.evaluations()]
         assert store.count("pending") == 0
     assert len(hashes) == len(set(hashes)) == 40  # nothing lost, nothing evaluated twice
+
+
+def test_random_search_mutates_the_warm_start_a_few_times_and_never_selects(tmp_path, fakes, local_ray):
+    import programs
+    from symbolic_opt import analyze
+
+    config = fakes.config(tmp_path / "run", max_evals=40, strategy="random")
+    summary = run(config, evaluate=fakes.evaluate, tasks=[fakes.Task()])
+    warm = analyze(programs.load("adamw_paper")).hash
+    with RunStore(tmp_path / "run") as store:
+        records = list(store.evaluations())
+    assert summary.evaluations == 40 and warm in {r.hash for r in records}
+    children = [r for r in records if r.hash != warm]
+    assert all(r.parent_hash == warm for r in children)  # no child of a child: no selection
+    steps = [len(r.mutation.split("; ")) for r in children]
+    assert set(steps) <= {1, 2, 3} and len(set(steps)) > 1
+    assert [m.hash for m in summary.population] == [warm]

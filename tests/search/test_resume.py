@@ -91,7 +91,7 @@ def test_resume_restores_population_cache_and_counters(tmp_path, fakes, local_ra
     config = load_run_config(run_dir).replace(max_evals=60)
     with RunStore(run_dir) as store:
         restored = Search(config, store, fakes.evaluate, [fakes.Task()], console=None)
-        assert [m.hash for m in restored.population] == [m.hash for m in first.population]
+        assert [m.hash for m in restored.strategy.population()] == [m.hash for m in first.population]
         assert restored.cache.hit_rate == first.cache_hit_rate
         assert restored.counters["evaluations"] == 40
         assert set(restored.cache.by_hash) >= {r.hash for r in store.evaluations()}
