@@ -2,7 +2,9 @@
 
     import programs
     programs.names()              # ['adam', 'adamw', 'lion', ...]
+    programs.found()              # ['found/...']
     programs.load("lion")         # a Program
+    programs.load("found/NAME")   # a program a search of ours found (programs/found/, with its story)
     programs.load("path/to/my_program.py")
 
 The files are parsed, never imported: they are valid Python only so that editors
@@ -21,14 +23,19 @@ LIBRARY = Path(__file__).parent
 
 
 def names() -> list[str]:
-    """The names of the library's programs, sorted."""
+    """The names of the library's programs (the known optimizers), sorted."""
     return sorted(p.stem for p in LIBRARY.glob("*.py") if not p.name.startswith("_"))
+
+
+def found() -> list[str]:
+    """The programs our searches found (``programs/found/``), as ``found/NAME``, sorted."""
+    return sorted(f"found/{p.stem}" for p in (LIBRARY / "found").glob("*.py") if not p.name.startswith("_"))
 
 
 def path(name: str) -> Path:
     """The file holding the library program ``name``."""
     file = LIBRARY / f"{name}.py"
-    if name.startswith("_") or not file.is_file():
+    if name.startswith("_") or "_" == name.rpartition("/")[2][:1] or ".." in name or not file.is_file():
         raise KeyError(f"no library program {name!r}; the library has: {', '.join(names())}")
     return file
 

@@ -201,6 +201,9 @@ def tune_baseline(spec: TaskSpec, grid: BaselineGrid = BaselineGrid()) -> Baseli
     if pairs:
         sweeps.append(validate(name, scale, optimizer, [Setting(lr * f, pair) for f in grid.around for pair in pairs],
                                spec.seeds))
+    for sweep in sweeps:
+        if sweep.error is not None:  # the run itself broke (not a setting): the task, not the baseline, is at fault
+            raise BaselineError(f"tuning the baseline {grid.program} on {spec.key} broke: {sweep.error}")
     best_sweep, best = min(((s, s.best) for s in sweeps if s.best is not None), key=lambda sb: sb[0].mean(sb[1]))
     setting = best_sweep.settings[best]
     test: HeldOut = held_out(name, scale, optimizer, setting, spec.test_seeds)

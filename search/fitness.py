@@ -80,14 +80,17 @@ def seed_scores(per_task: Mapping[str, Mapping], split: str = "valid", *, baseli
     return [sum(values) / len(values) for values in zip(*columns)]
 
 
+def multiplier_text(m: float) -> str:
+    """``x4``, ``x1/16``."""
+    return f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}"
+
+
 def multipliers(per_task: Mapping[str, Mapping]) -> str:
-    """Where a program's learning rate landed on each task, in suite order: ``x1 x4 x1/4! x16``
+    """Where a program's learning rate landed on each task: ``char_lm x1, quadratic x1/4!``
     (the chosen multiplier of the warm start's best peak; ``!``: at an end of the grid)."""
     parts = []
-    for record in per_task.values():
+    for key, record in per_task.items():
         m = record.get("multiplier") if isinstance(record, Mapping) else None
-        if m is None:
-            continue
-        text = f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}"
-        parts.append(f"{text}{'!' if record.get('on_edge') else ''}")
-    return " ".join(parts)
+        if m is not None:
+            parts.append(f"{key} {multiplier_text(m)}{'!' if record.get('on_edge') else ''}")
+    return ", ".join(parts)

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
 
-from .fitness import format_score, multipliers
+from .fitness import format_score, multiplier_text, multipliers
 from .store import EvaluationRecord, RunStore
 
 PLOT_NAME = "fitness.png"
@@ -23,8 +23,8 @@ def hall_of_fame_table(store: RunStore, initial_hash: str | None = None) -> Tabl
     """The fittest program of each length (live statements); the best overall is marked."""
     records = store.hall_of_fame()
     best = max(records, key=lambda r: r.fitness, default=None)
-    table = Table(title="hall of fame: the fittest program of each length (lr x: the chosen multiplier of each task "
-                        "in suite order, ! at the grid's end)", title_justify="left")
+    table = Table(title="hall of fame: the fittest program of each length (lr x: each task's chosen multiplier, "
+                        "! at the grid's end)", title_justify="left")
     for name, justify in (("length", "right"), ("hash", "left"), ("fitness", "right"), ("test", "right"),
                           ("found", "right"), ("lr x (per task)", "left"), ("", "left")):
         table.add_column(name, justify=justify)
@@ -55,7 +55,7 @@ def record_table(record: EvaluationRecord) -> Table:
             table.add_row(key, "failed", "", "", "", r["error"][:60], "", "")
             continue
         m = r.get("multiplier")
-        mult = "" if m is None else (f"x{m:g}" if m >= 1 else f"x1/{1 / m:g}") + (" (edge)" if r.get("on_edge") else "")
+        mult = "" if m is None else multiplier_text(m) + (" (edge)" if r.get("on_edge") else "")
         table.add_row(key, mult, _num(r.get("lr_peak")), format_score(r.get("valid")), format_score(r.get("test")),
                       _num(r.get("valid_loss")), _num(r.get("baseline_valid_loss")), _num(r.get("initial_valid_loss")))
     return table

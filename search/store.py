@@ -276,6 +276,21 @@ class RunStore:
         rows = self._db.execute("SELECT created, fitness FROM evaluations WHERE error IS NULL ORDER BY id")
         return [(r[0], r[1]) for r in rows]
 
+    def history(self) -> list[tuple]:
+        """``(id, created, fitness, error, stopped, length, mutation, parent_hash, hash)`` of
+        every evaluation, in order (for reports)."""
+        rows = self._db.execute("SELECT id, created, fitness, error, stopped, length, mutation, parent_hash, hash "
+                                "FROM evaluations ORDER BY id")
+        return [tuple(r) for r in rows]
+
+    def joined(self) -> list[tuple]:
+        """``(epoch, fitness, source, mutation, hash)`` of every member, in the order they joined."""
+        return [tuple(r) for r in self._db.execute("SELECT epoch, fitness, source, mutation, hash FROM members ORDER BY seq")]
+
+    def fitness_keys(self) -> list[str]:
+        """The keys of the ``fitness`` table (``definition``, ``calibration``, ``calibration@10``...)."""
+        return [r[0] for r in self._db.execute("SELECT key FROM fitness ORDER BY key")]
+
     # --- restoring a search --------------------------------------------------------------
     def population(self, epoch: int, size: int) -> list[Member]:
         """The last ``size`` members of ``epoch``, oldest first."""

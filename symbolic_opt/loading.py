@@ -21,7 +21,7 @@ def resolve_program(program: Program | str | Path) -> Program:
         raise TypeError(f"expected a Program, program text, a path or a library name, got {type(program).__name__}")
     if "def " in program and "\n" in program.strip() or program.lstrip().startswith("def "):
         return parse(program)
-    if program.endswith(".py") or "/" in program or Path(program).is_file():
+    if program.endswith(".py") or Path(program).is_file():
         return parse_file(program)
     import programs  # the library; imported lazily so the language does not depend on it
 

@@ -19,39 +19,9 @@ the same members) and set or define:
   ``"valid"`` (selection) and ``"test"`` (reporting), at least ``"loss"``; the harness calls
   it in ``model.eval()`` mode under ``torch.no_grad()``.
 
-The whole contract, as a task file ``my_tasks.py`` on the import path; its name is then
-``my_tasks:Regression`` (``load_task("my_tasks:Regression", scale=2)``)::
-
-    import torch
-    from search.nn import Task, rng
-
-    class Regression(Task):
-        '''Fit y = x w* + noise with one nn.Linear; scale multiplies the input width.'''
-
-        name, steps = "regression", 100
-
-        def __init__(self, scale: float = 1.0):
-            self.scale, self.dim = scale, max(1, round(8 * scale))
-            self.w_true = torch.randn(self.dim, 1, generator=rng("regression", "w"))
-            self.held_out = {s: self._sample(rng("regression", s), 256) for s in ("valid", "test")}
-
-        def _sample(self, gen, n):
-            x = torch.randn(n, self.dim, generator=gen)
-            return x, x @ self.w_true + 0.1 * torch.randn(n, 1, generator=gen)
-
-        def model(self, seed):
-            torch.manual_seed(seed)
-            return torch.nn.Linear(self.dim, 1)
-
-        def batch(self, seed, step):
-            return self._sample(rng("regression", seed, step), 32)
-
-        def loss(self, model, batch):
-            x, y = batch
-            return torch.nn.functional.mse_loss(model(x), y)
-
-        def evaluate(self, model, split):
-            return {"loss": float(self.loss(model, self.held_out[split]))}
+The whole contract in one small task: ``search/nn/example.py`` (``Regression``, the README's
+example), named ``search.nn.example:Regression``; a task of your own in ``my_tasks.py`` on the
+import path is ``my_tasks:MyTask`` (``load_task("my_tasks:MyTask", scale=2)``).
 
 ``load_task(spec, scale)`` takes a built-in name (``names()``) or ``package.module:attribute``
 naming a task instance or a factory (a class or function, called with ``scale`` when it

@@ -76,8 +76,12 @@ def search_command(
 def report_command(
     run_dir: Path = typer.Argument(..., help="a search's run directory"),
     plot: bool = typer.Option(True, "--plot/--no-plot", help="write RUN_DIR/fitness.png"),
+    control: Optional[Path] = typer.Option(None, help="a control run (--strategy random) to compare with"),
+    out: Optional[Path] = typer.Option(None, help="write report.md and its figures here (default: with --control, "
+                                       "RUN_DIR)"),
 ) -> None:
-    """Print a run's hall of fame, best program and funnel; plot fitness over time."""
+    """Print a run's hall of fame, best program and funnel; plot fitness over time; with --out or
+    --control, write report.md with the search's progress against the control's and its figures."""
     from search.report import plot_fitness, print_report
     from search.run import load_run_config
     from search.store import RunStore
@@ -96,3 +100,13 @@ def report_command(
         print_report(store, console, initial_hash)
         if plot:
             console.print(f"plot: {plot_fitness(store)}", highlight=False)
+        if out is not None or control is not None:
+            from search.writeup import write_report
+
+            other = RunStore(control) if control is not None else None
+            try:
+                path = write_report(store, out or run_dir, control=other, initial_hash=initial_hash)
+            finally:
+                if other is not None:
+                    other.close()
+            console.print(f"report: {path}", highlight=False)

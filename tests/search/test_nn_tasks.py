@@ -15,34 +15,8 @@ from search.rows import Row
 from symbolic_opt import SymbolicOptimizer
 
 
-# --- the example user task, as search/nn/task.py's docstring shows it -------------------------
-class Regression(Task):
-    """Fit y = x w* + noise with one nn.Linear; scale multiplies the input width."""
-
-    name, steps = "regression", 100
-
-    def __init__(self, scale: float = 1.0):
-        self.scale, self.dim = scale, max(1, round(8 * scale))
-        self.w_true = torch.randn(self.dim, 1, generator=rng("regression", "w"))
-        self.held_out = {s: self._sample(rng("regression", s), 256) for s in ("valid", "test")}
-
-    def _sample(self, gen, n):
-        x = torch.randn(n, self.dim, generator=gen)
-        return x, x @ self.w_true + 0.1 * torch.randn(n, 1, generator=gen)
-
-    def model(self, seed):
-        torch.manual_seed(seed)
-        return torch.nn.Linear(self.dim, 1)
-
-    def batch(self, seed, step):
-        return self._sample(rng("regression", seed, step), 32)
-
-    def loss(self, model, batch):
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def evaluate(self, model, split):
-        return {"loss": float(self.loss(model, self.held_out[split]))}
+# --- the example user task of the docs (search/nn/example.py) -------------------------------
+from search.nn.example import Regression  # noqa: E402
 
 
 def make_regression(scale):

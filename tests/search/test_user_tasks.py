@@ -13,37 +13,7 @@ from typer.testing import CliRunner
 from symbolic_opt.cli import app
 
 TASKS = '''
-import torch
-from search.nn import Task, rng
-
-
-class Regression(Task):
-    """Fit y = x w* + noise with one nn.Linear (the documented example)."""
-
-    name, steps = "regression", 40
-
-    def __init__(self, scale=1.0):
-        self.scale, self.dim = scale, max(1, round(4 * scale))
-        self.w_true = torch.randn(self.dim, 1, generator=rng("regression", "w"))
-        self.held_out = {s: self._sample(rng("regression", s), 128) for s in ("valid", "test")}
-
-    def _sample(self, gen, n):
-        x = torch.randn(n, self.dim, generator=gen)
-        return x, x @ self.w_true + 0.1 * torch.randn(n, 1, generator=gen)
-
-    def model(self, seed):
-        torch.manual_seed(seed)
-        return torch.nn.Linear(self.dim, 1)
-
-    def batch(self, seed, step):
-        return self._sample(rng("regression", seed, step), 16)
-
-    def loss(self, model, batch):
-        x, y = batch
-        return torch.nn.functional.mse_loss(model(x), y)
-
-    def evaluate(self, model, split):
-        return {"loss": float(self.loss(model, self.held_out[split]))}
+from search.nn.example import Regression
 
 
 class Unlearnable(Regression):
@@ -117,3 +87,23 @@ def test_symopt_bench_takes_a_users_task_by_import_path(user_tasks):
     assert result.exit_code == 0, result.output
     assert "user_tasks:Regression: Fit y = x w* + noise with one nn.Linear" in result.output
     assert result.output.count("user_tasks:Regression") >= 3  # its description and a row per program
+
+
+def test_the_readmes_example_task_is_the_shipped_example_and_works():
+    """The README's "Bring your own model" example is ``search/nn/example.py``, word for word,
+    and it loads by import path and trains."""
+    import re
+    from pathlib import Path
+
+    import search.nn.example
+    from search.nn import check_task, load_task, train_rows
+    from search.rows import Row
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "class Regression(Task)" in b]
+    assert len(blocks) == 1 and Path(search.nn.example.__file__).read_text(encoding="utf-8").endswith(blocks[0])
+    task = load_task("search.nn.example:Regression", scale=0.5)
+    check_task(task, "search.nn.example:Regression")
+    result = train_rows(task, "adamw", [Row(0, 0.05), Row(1, 0.05)])
+    untrained = task.evaluate(task.model(0), "valid")["loss"]
+    assert result.error is None and all(loss < untrained / 2 for loss in result.losses("valid"))
