@@ -117,6 +117,9 @@ class SearchConfig:
     hurdle: float | None = -0.5
     """Stop an evaluation once its running mean score over the tasks done (cheapest first) is
     below this (``evaluate.HURDLE``); None: every candidate runs every task."""
+    cull: bool = True
+    """Evolution: children that failed, or stopped below the hurdle, are stored but do not join
+    the population (``Evolution.admits``)."""
     restart_plateau: int = 0
     """Restart after this many new evaluations without a better best in the current
     population (0: never)."""

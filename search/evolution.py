@@ -21,6 +21,7 @@ from symbolic_opt.analysis import analyze
 from symbolic_opt.ir import Program
 from symbolic_opt.printer import print_program
 
+from .fitness import WORST
 from .strategy import Proposal, Strategy
 
 
@@ -140,14 +141,27 @@ class Evolution(Strategy):
     def seed_copies(self, candidate: Candidate) -> int:
         return self.config.population - 1 if candidate.epoch == self.epoch and not len(self.pop) else 0
 
+    def admits(self, candidate: Candidate, fitness: float) -> bool:
+        """A child joins unless it failed or fell below the hurdle (with ``config.cull``): half
+        of all children fail, and in a population of them a tournament breeds from the
+        mediocre (measured: the median fell from -0.11 to -0.95 within one epoch). The warm
+        start (the first member) always joins."""
+        if not self.config.cull or not len(self.pop):
+            return True
+        hurdle = self.config.hurdle if self.config.hurdle is not None else -1.0
+        return fitness > WORST and fitness >= hurdle
+
     def tell(self, candidate: Candidate, fitness: float, via: str) -> None:
         if candidate.epoch != self.epoch:
             return  # a child of an earlier epoch's population
+        if via == "evaluated" and self.plateau.update(fitness):
+            self._restart()
+            return
+        if not self.admits(candidate, fitness):
+            return
         copies = 1 + (self.config.population - 1 if via == "evaluated" and not len(self.pop) else 0)
         for _ in range(copies):
             self.pop.add(Member(candidate.program, candidate.hash, fitness))
-        if via == "evaluated" and self.plateau.update(fitness):
-            self._restart()
 
     def counters(self) -> dict[str, float]:
         return {"epoch": self.epoch, "restarts": self.restarts, "plateau_best": self.plateau.best,

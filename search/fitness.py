@@ -1,9 +1,10 @@
-"""Fitness: a candidate's losses, normalized against the AdamW warm start's, as one number.
+"""Fitness: a candidate's losses, normalized against tuned AdamW's, as one number.
 
 For each task ``t`` (a task at one scale, on one split), let ``L`` be the candidate's final loss
-averaged over the seeds, ``B`` the same for the baseline program (the paper's AdamW,
-``programs/adamw_paper.py``) trained from the same initialisations in the same data order, and
-``L0`` the loss of those untrained initialisations. The task's score is
+averaged over the seeds (at its best learning-rate multiplier, ``evaluate.py``), ``B`` the same
+for the baseline (torch's AdamW tuned on lr, beta1 and weight decay, ``calibration.py``)
+trained from the same initialisations in the same data order, and ``L0`` the loss of those
+untrained initialisations. The task's score is
 
     score_t = log(B / L) / log(L0 / B)          (clipped to [-CLIP, CLIP])
 

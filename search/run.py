@@ -259,6 +259,10 @@ class Search:
                 return "time"
             if not self._budget_left() and self.pool.in_flight == 0 and not self.resubmit:
                 return "budget"
+            if not self.strategy.started() and self.pool.in_flight == 0 and not self.resubmit and not self.arrived:
+                self.console.print("[red]the warm start's evaluation was lost by the infrastructure twice[/red] "
+                                   "(see the incidents in the store): nothing to search from; --resume tries again.")
+                return "lost"
             if not self.config.deterministic or self._outstanding() == 0:
                 self._refill()  # deterministic: children are made right after each result is applied
             self._arrive(self.pool.results(timeout=0.2))
@@ -372,7 +376,8 @@ class Search:
         self.session_evaluations += 1
         self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness)
         self._sync_counters()
-        self.store.add_evaluation(candidate, outcome, self.counters, seeds=self.strategy.seed_copies(candidate))
+        self.store.add_evaluation(candidate, outcome, self.counters, seeds=self.strategy.seed_copies(candidate),
+                                  joins=self.strategy.admits(candidate, outcome.fitness))
         self.strategy.tell(candidate, outcome.fitness, "evaluated")
         for waiter, via in self.waiting.pop(candidate.hash, []):
             self._join(waiter, outcome.fitness, via)
@@ -391,7 +396,7 @@ class Search:
         if candidate.epoch != self.strategy.epoch:
             return  # made for a population that has been replaced since
         self._sync_counters()
-        self.store.add_member(candidate, fitness, via, self.counters)
+        self.store.add_member(candidate, fitness, via, self.counters, joins=self.strategy.admits(candidate, fitness))
         self.strategy.tell(candidate, fitness, via)
 
     # --- bookkeeping --------------------------------------------------------------------------

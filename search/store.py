@@ -11,9 +11,10 @@ Tables (SQLite, WAL, one writer: the search driver; any number of readers meanwh
 * ``evaluations``: one row per program actually trained (unique dataflow hash): its
   fingerprint, text, parent, mutation, live length, proxy fitness, held-out test fitness,
   per-task JSON, seconds, error, restart epoch, time;
-* ``members``: every child that joined the population, in order (evaluated ones and cache
-  hits, which cost nothing), and the seed members of each epoch. The population is the last
-  P members of the current epoch, which is how a search resumes;
+* ``members``: every child made, in order (evaluated ones and cache hits, which cost
+  nothing), and the seed members of each epoch, with whether it joined the population
+  (evolution keeps failed children out). The population is the last P members of the current
+  epoch that joined, which is how a search resumes;
 * ``pending``: children sent for evaluation and not back yet; a resumed search sends them again;
 * ``counters``: the search's counters (mutation attempts, invalid children, epoch, ...);
 * ``funnel``: re-evaluations at larger task scales (``funnel.py``), with each verdict;
@@ -78,6 +79,7 @@ CREATE TABLE IF NOT EXISTS members (
     mutation TEXT,
     fitness REAL,
     source TEXT NOT NULL,   -- seed | evaluated | hash (cache hit) | fingerprint (cache hit)
+    joined INTEGER NOT NULL DEFAULT 1,  -- 0: a child the strategy kept out of its population
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS members_epoch ON members (epoch, seq);
@@ -295,7 +297,7 @@ class RunStore:
     def population(self, epoch: int, size: int) -> list[Member]:
         """The last ``size`` members of ``epoch``, oldest first."""
         rows = self._db.execute(
-            "SELECT hash, text, fitness FROM members WHERE epoch = ? ORDER BY seq DESC LIMIT ?", (epoch, size))
+            "SELECT hash, text, fitness FROM members WHERE epoch = ? AND joined ORDER BY seq DESC LIMIT ?", (epoch, size))
         return [Member(parse(r["text"]), r["hash"], _float(r["fitness"])) for r in reversed(rows.fetchall())]
 
     def known_fitness(self) -> tuple[dict[str, float], dict[str, float]]:
@@ -327,7 +329,7 @@ class RunStore:
                  candidate.mutation, candidate.epoch, time.time()))
 
     def add_evaluation(self, candidate: Candidate, outcome: Outcome, counters: Mapping[str, float],
-                       seeds: int = 0) -> None:
+                       seeds: int = 0, joins: bool = True) -> None:
         """Store an evaluation, its child joining the population (with ``seeds`` more copies:
         the warm start fills the first population), and the counters, in one transaction."""
         now = time.time()
@@ -338,16 +340,17 @@ class RunStore:
                 (candidate.hash, candidate.fingerprint, candidate.text, candidate.parent_hash, candidate.mutation,
                  candidate.length, outcome.fitness, outcome.test_fitness, _json(outcome.per_task), outcome.seconds,
                  outcome.error, outcome.stopped, candidate.epoch, now))
-            self._insert_member(candidate, outcome.fitness, "evaluated", now)
+            self._insert_member(candidate, outcome.fitness, "evaluated", now, joins)
             for _ in range(seeds):
                 self._insert_member(candidate, outcome.fitness, "seed", now)
             self._db.execute("DELETE FROM pending WHERE hash = ?", (candidate.hash,))
             self._set_counters(counters)
 
-    def add_member(self, candidate: Candidate, fitness: float, source: str, counters: Mapping[str, float]) -> None:
-        """A child that joined the population without an evaluation (a cache hit)."""
+    def add_member(self, candidate: Candidate, fitness: float, source: str, counters: Mapping[str, float],
+                   joins: bool = True) -> None:
+        """A child whose fitness the cache knew (no evaluation)."""
         with self._db:
-            self._insert_member(candidate, fitness, source, time.time())
+            self._insert_member(candidate, fitness, source, time.time(), joins)
             self._set_counters(counters)
 
     def add_seeds(self, candidate: Candidate, fitness: float, copies: int, counters: Mapping[str, float]) -> None:
@@ -396,12 +399,12 @@ class RunStore:
         row = self._db.execute("SELECT * FROM funnel WHERE hash = ? AND scale = ?", (program_hash, scale)).fetchone()
         return _record(row) if row else None
 
-    def _insert_member(self, candidate: Candidate, fitness: float, source: str, now: float) -> None:
+    def _insert_member(self, candidate: Candidate, fitness: float, source: str, now: float, joins: bool = True) -> None:
         self._db.execute(
-            "INSERT INTO members (epoch, hash, text, parent_hash, mutation, fitness, source, created)"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            "INSERT INTO members (epoch, hash, text, parent_hash, mutation, fitness, source, joined, created)"
+            " VALUES (?,?,?,?,?,?,?,?,?)",
             (candidate.epoch, candidate.hash, candidate.text, candidate.parent_hash, candidate.mutation, fitness,
-             source, now))
+             source, int(joins), now))
 
     def _set_counters(self, counters: Mapping[str, float]) -> None:
         self._db.executemany("INSERT OR REPLACE INTO counters VALUES (?, ?)", list(counters.items()))

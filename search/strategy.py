@@ -67,6 +67,10 @@ class Strategy(ABC):
         """A proposed child's fitness: ``via`` is ``evaluated``, or the cache's ``hash`` or
         ``fingerprint``. The store has it already."""
 
+    def admits(self, candidate: "Candidate", fitness: float) -> bool:
+        """Whether the child joins the programs it draws from (the store records either way)."""
+        return True
+
     def seed_copies(self, candidate: "Candidate") -> int:
         """How many extra copies of this evaluated child the store records as members, in the
         evaluation's own transaction (evolution: the warm start fills the first population)."""

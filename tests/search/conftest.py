@@ -27,7 +27,8 @@ class FakeTask:
     """What a fake evaluation does. ``mode``: ``ok`` (train the quadratic), ``raise``, ``nan``,
     ``hang`` (ignores its deadline), ``die_once`` (kills its worker the first time, for each
     program), ``die`` (kills its worker every time), ``die_while`` (``die`` while the file
-    ``marks/DIE`` exists, else ``ok``), ``chaos`` (ok, or raise, nan or ``die_while`` for
+    ``marks/DIE`` exists, else ``ok``), ``die_some`` (``die_while`` for one program in
+    four), ``chaos`` (ok, or raise, nan or ``die_while`` for
     about one program in six). ``log``: a file that gets one line per completed evaluation
     (the program's hash). ``noise``: the spread over seeds of the per-seed scores it reports."""
 
@@ -56,6 +57,8 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
     mode = task.mode
     if mode == "chaos":
         mode = {0: "raise", 1: "nan", 2: "die_while"}.get(int(program_hash, 16) % 18, "ok")
+    if mode == "die_some":  # one program in four (not the warm start) dies while `marks/DIE` exists
+        mode = "die_while" if int(program_hash, 16) % 4 == 2 else "ok"
     if mode == "die_while":  # the worker dies while the file `marks/DIE` exists (a test removes it)
         mode = "die" if task.marks and (Path(task.marks) / "DIE").exists() else "ok"
     if mode == "raise":

@@ -75,7 +75,7 @@ def test_an_infrastructure_failure_is_no_fitness_is_not_cached_and_is_retried_on
     marks = tmp_path / "marks"
     marks.mkdir()
     (marks / "DIE").write_text("workers die while this file exists")
-    task = fakes.Task(mode="chaos", marks=str(marks))
+    task = fakes.Task(mode="die_some", marks=str(marks))
     run_dir = tmp_path / "run"
     run(fakes.config(run_dir, max_evals=60), evaluate=fakes.evaluate, tasks=[task])
     with RunStore(run_dir) as store:
@@ -96,3 +96,20 @@ def test_an_infrastructure_failure_is_no_fitness_is_not_cached_and_is_retried_on
         hashes = [r.hash for r in store.evaluations()]
         assert store.count("pending") == 0
     assert lost <= set(hashes) and len(hashes) == len(set(hashes))  # each evaluated, once
+
+
+def test_a_lost_warm_start_stops_the_search_instead_of_waiting_forever(tmp_path, fakes, local_ray):
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    (marks / "DIE").write_text("workers die while this file exists")
+    run_dir = tmp_path / "run"
+    start = time.monotonic()
+    summary = run(fakes.config(run_dir, max_evals=10), evaluate=fakes.evaluate,
+                  tasks=[fakes.Task(mode="die_while", marks=str(marks))])
+    assert summary.stopped_by == "lost" and summary.evaluations == 0 and time.monotonic() - start < 60
+    with RunStore(run_dir) as store:
+        assert store.count("pending") == 1 and len(store.incidents()) == 1
+    (marks / "DIE").unlink()
+    summary = run(load_run_config(run_dir), resume=run_dir, evaluate=fakes.evaluate,
+                  tasks=[fakes.Task(mode="die_while", marks=str(marks))])
+    assert summary.evaluations == 10

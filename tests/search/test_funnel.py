@@ -42,9 +42,9 @@ def test_a_failed_candidate_does_not_pass():
 
 def test_the_funnel_promotes_only_significant_winners_and_a_resume_reruns_nothing(tmp_path, fakes, local_ray):
     log = tmp_path / "evaluated"
-    # deterministic: the search's best fake fitnesses are 2.618, 1.701, 1.701, 1.621, ...; less 1.68,
-    # one candidate wins by far more than the noise and the others by less, or lose
-    tasks = [fakes.Task(log=str(log), noise=0.05, offset=1.68)]
+    # deterministic: the funnel's three distinct candidates have fake fitnesses 2.73, 2.618 and
+    # 2.204; less 2.6, one wins by far more than the noise, one by less, one loses
+    tasks = [fakes.Task(log=str(log), noise=0.05, offset=2.6)]
     funnel = FunnelConfig(enabled=True, top_k=3, scales=(10.0, 100.0), seeds=5)
     config = fakes.config(tmp_path / "run", max_evals=40, funnel=funnel, deterministic=True)
     run(config, evaluate=fakes.evaluate, tasks=tasks)
