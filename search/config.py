@@ -146,6 +146,7 @@ class SearchConfig:
             raise ValueError(f"restart_from must be best, initial or alternate, got {self.restart_from!r}")
         if not self.lr_grid or any(not m > 0 for m in self.lr_grid):
             raise ValueError(f"lr_grid needs positive multipliers, got {self.lr_grid}")
+        object.__setattr__(self, "lr_grid", tuple(sorted(float(m) for m in self.lr_grid)))
         if self.funnel.seeds < 2:
             raise ValueError(f"the funnel's significance test needs at least 2 seeds, got {self.funnel.seeds}")
 

@@ -299,13 +299,17 @@ class Cache:
         if program_fingerprint is not None and self.pending_fingerprints.get(program_fingerprint) == program_hash:
             del self.pending_fingerprints[program_fingerprint]
 
-    def add(self, program_hash: str, program_fingerprint: str | None, fitness: float) -> None:
+    def add(self, program_hash: str, program_fingerprint: str | None, fitness: float, failed: bool = False) -> None:
+        """A finished evaluation. A failure is known by hash only: whether a program runs past
+        its deadline depends on how it is computed (a per-row reduction is slower), not only
+        on the updates the fingerprint sees."""
         self.pending_hashes.discard(program_hash)
         self.by_hash[program_hash] = fitness
         if program_fingerprint is not None:
             if self.pending_fingerprints.get(program_fingerprint) == program_hash:
                 del self.pending_fingerprints[program_fingerprint]
-            self.by_fingerprint.setdefault(program_fingerprint, fitness)
+            if not failed:
+                self.by_fingerprint.setdefault(program_fingerprint, fitness)
 
     @property
     def hits(self) -> int:

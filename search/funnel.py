@@ -50,21 +50,20 @@ def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, con
                       f"against the tuned baseline", highlight=False)
         suite_ref = pool.put(suite)
         timeout = funnel.timeout_s or config.eval_timeout_s * scale * funnel.seeds / 3
-        outcomes: dict[str, Outcome] = {}
         texts = {r.hash: r.text for r in survivors}
         for record in survivors:
-            done = store.funnel_result(record.hash, scale)
-            if done is not None:
-                outcomes[record.hash] = Outcome(done.fitness, done.test_fitness, done.per_task, done.seconds or 0.0,
-                                                done.error)
-            else:
+            if store.funnel_result(record.hash, scale) is None:  # a stage already in the store is not run again
                 pool.submit(record.hash, record.program, tasks=suite_ref, timeout_s=timeout, evaluate=evaluate_ref)
         while pool.in_flight:
             for done in pool.results(timeout=0.5):
-                outcomes[done.key] = done.outcome
+                if done.outcome.infrastructure:  # no verdict: a resume evaluates it again
+                    console.print(f"funnel: {done.key[:12]} lost by the infrastructure ({done.outcome.error}); "
+                                  "--resume evaluates it again", highlight=False)
+                    continue
                 judged = verdict(done.outcome, funnel.alpha)
                 store.add_funnel(done.key, texts[done.key], "candidate", scale, done.outcome, judged["passed"], judged)
-        results = [r for r in store.funnel() if r.scale == scale and r.role == "candidate" and r.beat_baseline]
+        results = [r for r in store.funnel()
+                   if r.scale == scale and r.role == "candidate" and r.beat_baseline and r.hash in texts]
         survivors = results
     return results
 

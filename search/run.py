@@ -141,8 +141,10 @@ def fitness_definition(config: SearchConfig, tasks: Sequence[Any], evaluate: Cal
     name = f"{fn.__module__}.{getattr(fn, '__qualname__', fn)}"
     if getattr(evaluate, "keywords", None):
         name += "(" + ", ".join(f"{k}={v!r}" for k, v in sorted(evaluate.keywords.items())) + ")"
-    return describe(tasks, evaluate=name, multipliers=config.lr_grid, hurdle=config.hurdle,
-                    warm_start=config.warm_start, baseline=BaselineGrid())
+    definition = describe(tasks, evaluate=name, multipliers=config.lr_grid, hurdle=config.hurdle,
+                          warm_start=config.warm_start, baseline=BaselineGrid())
+    # not the fitness, but what its numbers mean: one store, one strategy; the CPU budget
+    return {**definition, "strategy": config.strategy, "eval_timeout_s": config.eval_timeout_s}
 
 
 def check_definition(store: RunStore, config: SearchConfig, tasks: Sequence[Any], evaluate: Callable[..., Any]) -> None:
@@ -204,6 +206,7 @@ class Search:
         self.arrived: dict[Candidate, Outcome] = {}  # deterministic: results waiting for earlier ones
         self.session_evaluations = 0
         self.session_start = time.monotonic()
+        self.check_warm_start = True  # until the warm start's evaluation is in the store
 
     # --- the loop --------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -259,6 +262,8 @@ class Search:
                 return "time"
             if not self._budget_left() and self.pool.in_flight == 0 and not self.resubmit:
                 return "budget"
+            if self._warm_start_failed():
+                return "warm start failed"
             if not self.strategy.started() and self.pool.in_flight == 0 and not self.resubmit and not self.arrived:
                 self.console.print("[red]the warm start's evaluation was lost by the infrastructure twice[/red] "
                                    "(see the incidents in the store): nothing to search from; --resume tries again.")
@@ -269,6 +274,16 @@ class Search:
             if time.monotonic() - shown >= 0.25:
                 view.update(self.stats())
                 shown = time.monotonic()
+
+    def _warm_start_failed(self) -> bool:
+        """A search from a warm start that fails (a timeout on a slow machine, a task it cannot
+        learn) would breed from failures: it stops, saying so."""
+        record = self.store.record(self.initial.hash) if self.check_warm_start else None
+        self.check_warm_start = record is None
+        if record is None or record.error is None:
+            return False
+        self.console.print(f"[red]the warm start fails:[/red] {record.error}; nothing to search from.", highlight=False)
+        return True
 
     def _refill(self) -> None:
         """Submit children until ``max_in_flight`` are outstanding: first what a killed session
@@ -374,13 +389,15 @@ class Search:
         self.counters["stopped"] += outcome.stopped is not None
         self.counters["failures"] += outcome.error is not None
         self.session_evaluations += 1
-        self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness)
+        failed = outcome.error is not None
+        self.cache.add(candidate.hash, candidate.fingerprint, outcome.fitness, failed)
         self._sync_counters()
         self.store.add_evaluation(candidate, outcome, self.counters, seeds=self.strategy.seed_copies(candidate),
                                   joins=self.strategy.admits(candidate, outcome.fitness))
         self.strategy.tell(candidate, outcome.fitness, "evaluated")
         for waiter, via in self.waiting.pop(candidate.hash, []):
-            self._join(waiter, outcome.fitness, via)
+            if not (failed and via == "fingerprint"):  # a failure is not served by fingerprint
+                self._join(waiter, outcome.fitness, via)
 
     def _lost(self, candidate: Candidate, outcome: Outcome) -> None:
         """The infrastructure lost the evaluation (twice): no fitness, nothing cached, nobody

@@ -12,12 +12,13 @@ worker starts it, never while it waits. The evaluate function and the task list 
 object store once; a job ships its program.
 
 **What is the program's and what is not.** A candidate's own failures come back as its
-outcome, scoring worst with the reason: an exception, a nan, divergence, or running past its
-own deadline (the evaluator's ``deadline_s``, counted in the worker's CPU seconds, which a
-busy machine does not use up). Everything else is infrastructure and never a fitness: a
-worker that dies (killed, out of memory, node lost), a cancelled job, and a job that gives no
-answer for ``watchdog(timeout_s)`` wall seconds (the machine is too busy, or the worker is
-stuck: the actor is killed and replaced). Such a job is retried once on a fresh worker; if
+outcome, scoring worst with the reason: an exception from its step, a nan, divergence, or
+running past its own deadline (the evaluator's ``deadline_s``, counted in the worker's CPU
+seconds, which a busy machine does not use up). Everything else is infrastructure and never a
+fitness: a worker that dies (killed, out of memory, node lost), a cancelled job, an exception
+out of the evaluator itself (it never raises for a candidate: a broken task, a missing
+module, a bug), and a job that gives no answer for ``watchdog(timeout_s)`` wall seconds (the
+machine is too busy, or the worker is stuck: the actor is killed and replaced). Such a job is retried once on a fresh worker; if
 that fails too, its outcome is marked ``infrastructure=True``, which the search neither
 stores as a fitness nor caches, and sends again on ``--resume``.
 
@@ -103,10 +104,9 @@ def _evaluate_on_worker(program, tasks, evaluate: Evaluate, deadline_s: float | 
         return Outcome(float(ev.fitness), float(ev.test_fitness), dict(ev.per_task or {}),
                        float(ev.seconds if ev.seconds is not None else time.perf_counter() - start), ev.error,
                        stopped=getattr(ev, "stopped", None))
-    except Exception as exc:  # noqa: BLE001 - a bad candidate is a fitness, not a crash
+    except Exception as exc:  # noqa: BLE001 - evaluate never raises for a candidate: this is not its fitness
         where = traceback.extract_tb(exc.__traceback__)[-1]
-        return Outcome(math.nan, math.nan, {}, time.perf_counter() - start,
-                       f"{type(exc).__name__}: {exc} ({os.path.basename(where.filename)}:{where.lineno})")
+        return _Raised(f"{type(exc).__name__}: {exc} ({os.path.basename(where.filename)}:{where.lineno})")
 
 
 class _Worker:
@@ -329,6 +329,9 @@ class RayPool:
                     done += self._lost(job, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
                     continue
                 self._idle.append(job.actor)
+                if job.is_evaluation and isinstance(value, _Raised):
+                    done += self._lost(job, f"the evaluator raised {value.message}")
+                    continue
                 done.append((job, finalize(value) if job.is_evaluation else value))
         elif self._queue:
             time.sleep(min(timeout, 0.05))  # workers still starting

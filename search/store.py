@@ -47,8 +47,9 @@ from .evolution import Candidate, Member
 
 STORE_NAME = "store.sqlite"
 
-SCHEMA_VERSION = 2
-"""1: before fitness definitions (no ``fitness`` and ``incidents`` tables). 2: this one."""
+SCHEMA_VERSION = 3
+"""1: before fitness definitions (no ``fitness`` and ``incidents`` tables). 2: without
+``members.joined``. 3: this one."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -285,9 +286,11 @@ class RunStore:
                                 "FROM evaluations ORDER BY id")
         return [tuple(r) for r in rows]
 
-    def joined(self) -> list[tuple]:
-        """``(epoch, fitness, source, mutation, hash)`` of every member, in the order they joined."""
-        return [tuple(r) for r in self._db.execute("SELECT epoch, fitness, source, mutation, hash FROM members ORDER BY seq")]
+    def children(self) -> list[tuple]:
+        """``(epoch, fitness, source, mutation, hash, joined)`` of every member row (children
+        made, and seeds), in order; ``joined``: whether it entered the population."""
+        rows = self._db.execute("SELECT epoch, fitness, source, mutation, hash, joined FROM members ORDER BY seq")
+        return [tuple(r) for r in rows]
 
     def fitness_keys(self) -> list[str]:
         """The keys of the ``fitness`` table (``definition``, ``calibration``, ``calibration@10``...)."""
@@ -307,9 +310,9 @@ class RunStore:
         by_fp: dict[str, float] = {}
         for r in self._db.execute("SELECT hash, fitness FROM members"):
             by_hash[r[0]] = _float(r[1])
-        for r in self._db.execute("SELECT hash, fingerprint, fitness FROM evaluations ORDER BY id"):
+        for r in self._db.execute("SELECT hash, fingerprint, fitness, error FROM evaluations ORDER BY id"):
             by_hash[r[0]] = _float(r[2])
-            if r[1] is not None:
+            if r[1] is not None and r[3] is None:  # failures by hash only (fingerprint.Cache.add)
                 by_fp.setdefault(r[1], _float(r[2]))
         return by_hash, by_fp
 

@@ -150,7 +150,8 @@ def validate(
     width = len(seeds) + len(test_seeds)
     groups = [range(i * width, i * width + len(seeds)) for i in range(len(settings))]
     test_groups = [range(i * width + len(seeds), (i + 1) * width) for i in range(len(settings))]
-    membership = Groups(tuple(i for i in range(len(settings)) for _ in range(width)))
+    membership = Groups(tuple(i for i in range(len(settings)) for _ in range(width)),
+                        tuple(j < len(seeds) for _ in settings for j in range(width)))
     result = train_rows(task, scale, optimizer, rows, deadline=deadline, record_curves=record_curves, groups=membership,
                         splits={"valid": [j for g in groups for j in g], "test": [j for g in test_groups for j in g]})
     metrics = result.metrics.get("valid", {"loss": (math.nan,) * len(rows)})

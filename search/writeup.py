@@ -32,8 +32,8 @@ def history(store: RunStore) -> list[tuple]:
 
 
 def members(store: RunStore) -> list[tuple]:
-    """Every member that joined, in order (``RunStore.joined``)."""
-    return store.joined()
+    """Every child made, and the seeds, in order (``RunStore.children``)."""
+    return store.children()
 
 
 def best_so_far(store: RunStore) -> list[float]:
@@ -61,11 +61,11 @@ def where_they_went(store: RunStore) -> list[dict]:
     reasons), stopped at the hurdle, served by the cache, and evaluated children that beat
     their parent."""
     fitness = {r[8]: r[2] for r in history(store)}
-    for _, fit, _, _, program_hash in members(store):
+    for _, fit, _, _, program_hash, _ in members(store):
         fitness.setdefault(program_hash, fit)
     by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     reasons: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
-    for _, _, source, mutation, _ in members(store):
+    for _, _, source, mutation, _, _ in members(store):
         if source == "seed":
             continue
         by_kind[kind(mutation)]["children"] += 1
@@ -264,18 +264,21 @@ def plot_dynamics(store: RunStore, path: Path, window: int = 200) -> Path:
     from .plots import _pyplot
 
     plt = _pyplot()
-    joined = [m for m in members(store) if m[2] != "seed"]
+    children = [m for m in members(store) if m[2] != "seed"]
+    joined = [m for m in children if m[5]]
     fig, axes = plt.subplots(3, 1, figsize=(8, 7), sharex=False)
     if joined:
         xs = range(window, len(joined) + 1, max(1, len(joined) // 400))
         med = [_median([m[1] for m in joined[x - window:x]]) for x in xs]
-        hits = [sum(m[2] in ("hash", "fingerprint") for m in joined[x - window:x]) / window for x in xs]
+        hits = [sum(m[2] in ("hash", "fingerprint") for m in children[x - window:x]) / window
+                for x in range(window, len(children) + 1, max(1, len(children) // 400))]
         axes[0].plot(list(xs), med)
         axes[0].axhline(0.0, color="k", lw=0.8, ls="--")
-        axes[0].set_ylabel(f"median fitness,\nlast {window} members")
-        axes[1].plot(list(xs), hits, color="C1")
+        axes[0].set_ylabel(f"median fitness of the\nlast {window} that joined")
+        axes[0].set_xlabel("children that joined the population")
+        axes[1].plot(list(range(window, len(children) + 1, max(1, len(children) // 400))), hits, color="C1")
         axes[1].set_ylabel("cache hit rate")
-        axes[1].set_xlabel("children that joined")
+        axes[1].set_xlabel("children made")
     rows = history(store)
     lengths = [r[5] for r in rows if r[5] is not None]
     if lengths:

@@ -337,3 +337,15 @@ def test_a_setting_with_a_failed_seed_stops_its_other_seeds():
     assert result.errors[0] is None and result.errors[1] is None
     assert "diverged, seed 0" in result.errors[2]
     assert result.errors[3].startswith("out with its setting: diverged, seed 0")
+
+
+def test_a_failed_held_out_seed_stops_alone_and_decides_nothing():
+    """Small tasks train held-out seeds in the validation batch: one that diverges must not rule
+    its setting out (the test split decides nothing)."""
+    from search.pruning import Groups
+
+    problem = task_registry.build("digits_mlp")
+    rows = [Row(0, 4.0), Row(1, 4.0), Row(1000, 4000.0)]  # the held-out row diverges
+    groups = Groups((0, 0, 0), (True, True, False))
+    result = train(problem, rows, ProgramStep.of(programs.load("adamw_paper")), groups=groups)
+    assert result.errors[0] is None and result.errors[1] is None and "diverged, seed 1000" in result.errors[2]
