@@ -5,7 +5,7 @@
 For each worker count: a real search (the preset's settings, the default proxy suite, funnel
 off) runs for ``warmup + seconds`` in a fresh run directory; the rate counts the new (not
 cached) evaluations that completed after the warm-up (Ray's workers start, import torch and
-train the baselines once each during it). Printed per row: new evaluations/s, cache hit rate,
+calibrate the suite once before it). Printed per row: new evaluations/s, cache hit rate,
 valid-child rate after retries, and the mean evaluation time (worker wall seconds; failed
 candidates stop early, so the mean is below a full evaluation's).
 

@@ -185,7 +185,9 @@ def bench(
     labels = list(names) if names is not None else [p if isinstance(p, str) else p.name for p in programs]
     reference = against or labels[0]
     if reference not in labels:
-        raise ValueError(f"--against {reference!r} is not one of the programs compared ({', '.join(labels)})")
+        raise ValueError(f"against={reference!r} is not one of the programs compared ({', '.join(labels)})")
+    if seeds < 2:
+        raise ValueError(f"seeds must be at least 2 (a spread and a t-test need several), got {seeds}")
     valid_seeds, test_seeds = seed_sets(seeds)
     start = time.perf_counter()
     cells: dict[tuple[str, str], Cell] = {}
@@ -249,7 +251,7 @@ def tune(program: Program, label: str, task: str, valid_seeds: Sequence[int], te
     if test.error is not None:
         return Cell(label, task, chosen, losses, tried=tried, error=f"a held-out seed fails at {chosen.describe()}: {test.error}")
     extra = {k: _mean(v) for k, v in test.metrics.items() if k != "loss"}
-    on_edge = chosen.lr_peak <= min(lrs) or chosen.lr_peak >= max(lrs)
+    on_edge = len(set(lrs)) > 1 and (chosen.lr_peak <= min(lrs) or chosen.lr_peak >= max(lrs))
     return Cell(label, task, chosen, losses, test.losses, tried, test.curves or (), on_edge, extra=extra)
 
 

@@ -118,8 +118,9 @@ class SearchConfig:
     """Stop an evaluation once its running mean score over the tasks done (cheapest first) is
     below this (``evaluate.HURDLE``); None: every candidate runs every task."""
     cull: bool = True
-    """Evolution: children that failed, or stopped below the hurdle, are stored but do not join
-    the population (``Evolution.admits``)."""
+    """Evolution: children that failed, or scored below the hurdle (-1, no better than not
+    training, when there is no hurdle), are stored but do not join the population
+    (``Evolution.admits``)."""
     restart_plateau: int = 0
     """Restart after this many new evaluations without a better best in the current
     population (0: never)."""

@@ -3,7 +3,9 @@
 A population of P members, oldest first. To make a child: sample T members at random,
 the fittest is the parent; the child (once its fitness is known) joins at the young end
 and the oldest member leaves, whatever its fitness. Ageing out, not culling the worst,
-is what keeps a lucky noisy score from ruling the population forever.
+is what keeps a lucky noisy score from ruling the population forever. What does not join
+(``SearchConfig.cull``) is a child that failed or fell below the hurdle: those are half of
+all children, and a population of them breeds from the mediocre.
 
 ``Plateau`` says when the best fitness of the current population has stopped improving,
 which is when a search restarts (from the best program so far, or from the initial one).
@@ -112,7 +114,7 @@ class Plateau:
 
 class Evolution(Strategy):
     """Regularized evolution (module docstring): a tournament picks the parent, one mutation
-    per child, every child joins the current epoch's population; when the population's best
+    per child, every child that did not fail joins the current epoch's population; when the population's best
     has not improved for ``restart_plateau`` evaluations, a new epoch starts from the best
     program so far or from the initial one (``restart_from``). The population of a resumed run
     is the last P members of its epoch in the store."""

@@ -1,7 +1,7 @@
 """Funnel selection against meta-overfitting (paper-notes section 3), with a test of significance.
 
 At the end of a search, the ``top_k`` programs by proxy fitness that are distinct in
-behaviour (``fingerprint.same_behaviour``: the same updates up to a learning-rate factor
+behaviour (``behaviour.same_behaviour``: the same updates up to a learning-rate factor
 count once; five copies of one program with a negligible extra term are one candidate) are
 re-evaluated on the same tasks made ``scales[0]`` times larger (10x), on ``seeds`` validation
 seeds and as many held-out ones, each task calibrated afresh at that scale (the baseline
@@ -114,7 +114,7 @@ def verdict(outcome: Outcome, alpha: float) -> dict:
 
 
 def distinct(records: Sequence[EvaluationRecord], k: int) -> list[EvaluationRecord]:
-    """The first ``k`` records no two of which behave the same (``fingerprint.same_behaviour``)."""
+    """The first ``k`` records no two of which behave the same (``behaviour.same_behaviour``)."""
     from .behaviour import behaviour, same_behaviour
 
     kept: list[tuple[EvaluationRecord, Any]] = []

@@ -128,8 +128,9 @@ def print_report(store: RunStore, console: Console | None = None, initial_hash: 
             f"held-out test {format_score(b.test_fitness)} vs {format_score(i.test_fitness)}: the best {verdict} it on both.",
             highlight=False)
         against = "beats" if b.fitness > 0 and b.test_fitness > 0 else "does not beat"
-        console.print(f"best vs tuned AdamW (0 by definition): the best {against} it on both splits "
-                      "(one evaluation, 3 seeds; the funnel tests it on 5).", highlight=False)
+        seeds = len(next((r["valid_losses"] for r in b.per_task.values() if isinstance(r, dict) and r.get("valid_losses")), []))
+        console.print(f"best vs the tuned baseline (0 by definition): the best {against} it on both splits "
+                      f"(one evaluation on {seeds} seeds; the funnel tests it with more, and a t-test).", highlight=False)
     table = funnel_table(store)
     if table is not None:
         console.print(table)

@@ -18,7 +18,7 @@ seconds, which a busy machine does not use up). Everything else is infrastructur
 fitness: a worker that dies (killed, out of memory, node lost), a cancelled job, an exception
 out of the evaluator itself (it never raises for a candidate: a broken task, a missing
 module, a bug), and a job that gives no answer for ``watchdog(timeout_s)`` wall seconds (the
-machine is too busy, or the worker is stuck: the actor is killed and replaced). Such a job is retried once on a fresh worker; if
+machine is too busy, or the worker is stuck: the actor is killed and replaced). Such a job is retried once; if
 that fails too, its outcome is marked ``infrastructure=True``, which the search neither
 stores as a fitness nor caches, and sends again on ``--resume``.
 

@@ -1,6 +1,7 @@
 """One entry point to train any task's rows with a program, whatever kind of task it is.
 
-    result = train_rows(TaskSpec("char_lm"), program, rows, splits={"valid": range(6)})
+    optimizer = optimizer_for("char_lm", program)
+    result = train_rows("char_lm", 1.0, optimizer, rows, splits={"valid": range(6)})
 
 A task name is a proxy problem of ``search.tasks`` (a hand-written model in a flat buffer: its
 rows train together, one row of an ``[R, N]`` buffer each, ``training.train``) or a

@@ -10,7 +10,8 @@ decay to 0) scaled to the row's ``lr_peak``; the rows of a run live in one ``[R,
 buffer. Each step: the loss and gradient of every row's model at once
 (``Problem.loss_and_grad``), then the optimizer on the flat buffers. A row fails, alone, at
 the first sign of trouble: a nan or inf loss, a loss above ``DIVERGED`` times its first
-value, an exception from its own step. The run fails as a whole when the deadline passes.
+value, an exception from its own step (where rows step one at a time; in a batched step an
+exception fails every row). The run fails as a whole when the deadline passes.
 
 How a program is applied to the ``[R, N]`` buffer (``ProgramStep.mode``): an elementwise
 program takes the whole buffer in one call (``batched``), compiled for the ``tensor``

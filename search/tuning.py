@@ -7,7 +7,7 @@ lowest mean validation loss, then read the test loss of held-out seeds at that c
 
 Everything that says how good an optimizer is goes through here: a search candidate at its
 grid of learning-rate multipliers (``evaluate.py``), the AdamW baseline over its lr, beta1 and
-weight-decay grid (``calibration.py``), and ``symopt bench`` (``bench.py``). A setting's rows
+weight-decay grid (``calibration.py``), and ``symopt bench`` (``compare.py``). A setting's rows
 are its seeds; every setting of a sweep trains in one batch where the task allows
 (``trainer.py``). The test split decides nothing: it is read only at the setting validation
 chose, on seeds that validation never saw.

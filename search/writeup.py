@@ -131,8 +131,8 @@ def _spent(store: RunStore, what: str) -> list[str]:
         elapsed = rows[-1][1] - rows[0][1]
     hits = (c.get("hash_hits", 0) + c.get("fingerprint_hits", 0)) / c["lookups"] if c.get("lookups") else 0.0
     best = store.best(1)
-    return [f"- **{what}**: {evaluations:,} evaluations in {elapsed / 60:.0f} min ({evaluations / max(elapsed, 1):.1f}/s, "
-            f"2 workers), {int(c.get('children', 0)):,} children, cache hit rate {hits:.1%}, "
+    return [f"- **{what}**: {evaluations:,} evaluations in {elapsed / 60:.0f} min ({evaluations / max(elapsed, 1):.1f}/s), "
+            f"{int(c.get('children', 0)):,} children, cache hit rate {hits:.1%}, "
             f"{int(c.get('failures', 0)):,} failed, {int(c.get('stopped', 0)):,} stopped at the hurdle, "
             f"{int(c.get('infrastructure', 0))} lost by the infrastructure, {int(c.get('restarts', 0))} restarts; "
             f"best fitness {format_score(best[0].fitness) if best else '-'} "
@@ -140,10 +140,13 @@ def _spent(store: RunStore, what: str) -> list[str]:
 
 
 def _calibration(store: RunStore) -> list[str]:
-    lines = ["## Fitness 0: AdamW tuned per task", "",
-             "torch.optim's AdamW (bias correction), lr swept in factors of 2, then beta1 x weight decay at the best "
-             "lr and its neighbours; chosen on validation seeds, scored on held-out seeds. The warm start's best "
-             "schedule peak centres every candidate's grid of 5 lr multipliers (1/16 .. 16).", "",
+    definition = store.fitness_record("definition") or {}
+    grid = ", ".join(multiplier_text(m) for m in definition.get("lr_multipliers", []))
+    baseline = definition.get("baseline", {}).get("program", "the baseline")
+    lines = [f"## Fitness 0: {baseline} tuned per task", "",
+             f"`{baseline}` swept over its lr in factors of 2, then beta1 x weight decay at the best lr and its "
+             "neighbours; chosen on validation seeds, scored on held-out seeds. The warm start's best schedule peak "
+             f"centres every candidate's grid of lr multipliers ({grid}).", "",
              "| task | warm start's best peak | baseline | valid loss | test loss | untrained |", "|---|---|---|---|---|---|"]
     keys = ["calibration"] + [k for k in store.fitness_keys() if k.startswith("calibration@")]
     for key in keys:
@@ -175,7 +178,8 @@ def _hall_of_fame(store: RunStore, initial_hash: str | None) -> list[str]:
 
 
 def _per_task(record: EvaluationRecord) -> list[str]:
-    lines = ["| task | lr multiplier | valid score | test score | valid loss (3 seeds) | baseline |", "|---|---|---|---|---|---|"]
+    lines = ["| task | lr multiplier | valid score | test score | valid loss (± sd over seeds) | baseline |",
+             "|---|---|---|---|---|---|"]
     for key, r in record.per_task.items():
         if not isinstance(r, dict) or "valid" not in r:
             continue
@@ -199,8 +203,10 @@ def _funnel(store: RunStore) -> list[str]:
     rows = store.funnel()
     if not rows:
         return []
-    lines = ["## Funnel", "", f"Each stage on 5 validation and 5 held-out seeds, AdamW re-tuned at that scale; "
-             f"passes: {TEST_NAME}, at p < 0.05.", "",
+    alpha = next((r.verdict.get("alpha") for r in rows if r.verdict and "alpha" in r.verdict), 0.05)
+    seeds = next((r.verdict.get("n") for r in rows if r.verdict and "n" in r.verdict), "?")
+    lines = ["## Funnel", "", f"Each stage on {seeds} validation and {seeds} held-out seeds, the baseline re-tuned at "
+             f"that scale; passes: {TEST_NAME}, at p < {alpha:g}.", "",
              "| scale | hash | fitness ± sd (seeds) | baseline ± sd | p | test ± sd | passes | why |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         v = r.verdict or {}
@@ -235,7 +241,7 @@ def plot_progress(store: RunStore, path: Path, control: RunStore | None = None) 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4.5))
     lows = []
-    for i, (s, label) in enumerate(((store, "evolution"), (control, "random search (control)"))):
+    for i, (s, label) in enumerate(((store, _strategy(store)), (control, f"{_strategy(control)} (control)"))):
         if s is None:
             continue
         rows = [(n, r[2]) for n, r in enumerate(history(s), 1) if r[3] is None and r[2] is not None and math.isfinite(r[2])]
@@ -291,6 +297,13 @@ def plot_dynamics(store: RunStore, path: Path, window: int = 200) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _strategy(store: RunStore | None) -> str:
+    """The strategy a run used (from its fitness definition)."""
+    if store is None:
+        return ""
+    return (store.fitness_record("definition") or {}).get("strategy", "evolution")
 
 
 def _median(values: list) -> float:

@@ -18,7 +18,7 @@ from .show import wide_console
 
 @app.command("search")
 def search_command(
-    preset: str = typer.Option("quick", help="a preset in search/presets: quick, medium, paper"),
+    preset: str = typer.Option("quick", help="a preset in search/presets: quick, medium, discovery, paper"),
     config: Optional[Path] = typer.Option(None, help="a TOML config file (instead of --preset)"),
     resume: Optional[Path] = typer.Option(None, help="continue the run in this directory"),
     strategy: Optional[str] = typer.Option(None, help="evolution (regularized evolution, the default) or random "

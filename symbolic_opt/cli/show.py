@@ -92,7 +92,7 @@ def print_code(console: Console, text: str) -> None:
 def show(
     program: str = typer.Argument(..., help="a library name, a program file, program text, or a hash with --run"),
     run: Optional[Path] = typer.Option(None, "--run", help=RUN_HELP),
-    backend: str = typer.Option("foreach", help="whose generated code to print: eager, foreach, fused"),
+    backend: str = typer.Option("foreach", help="whose generated code to print: eager, foreach, fused, tensor"),
     latex: bool = typer.Option(False, "--latex", help="the mathematics as LaTeX instead of sympy's notation"),
 ) -> None:
     """Print a program, its live part and real state, its sympy form and its generated torch code."""
