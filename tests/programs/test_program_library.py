@@ -25,7 +25,7 @@ def test_the_library_holds_the_expected_programs():
     expected = {
         "lion", "lion_cautious", "adamw_paper", "discovered", "adamw", "adam", "sgd", "rmsprop",
         "rmsprop_momentum", "rmsprop_centered", "rmsprop_centered_momentum", "adagrad", "signsgd",
-        "signum", "adamax", "nadam", "radam", "adabelief", "adan", "lamb",
+        "signum", "adamax", "nadam", "radam", "adabelief", "adan", "lamb", "powersign", "addsign",
     }
     assert expected <= set(NAMES)
     assert NAMES == sorted(NAMES)

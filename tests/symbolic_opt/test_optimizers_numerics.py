@@ -8,7 +8,7 @@
   do not grow chaotically) for NAdam, against torch's own step (torch finishes its step sizes
   in float64 on the host, the program in float32 0-d tensors: 2.4e-7 apart after 100 steps),
   and for the optimizers without a torch implementation (AdaBelief, Adan, LAMB, signSGD,
-  Signum, the paper's two programs), against a short hand-written reference step.
+  Signum, PowerSign, AddSign, the paper's two programs), against a short hand-written reference step.
 
 Print the measured differences with ``pytest tests/symbolic_opt/test_optimizers_numerics.py -s -k report``.
 """
@@ -113,37 +113,31 @@ def _elements_apart(a: list[torch.Tensor], b: list[torch.Tensor], tol: float) ->
     return sum(int(((x - y).abs() > tol).sum()) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("wd", [0.0, 0.1])
-def test_lion_matches_lion_pytorch(wd, backend):
-    ref = _cached(("lion", wd, "lion-pytorch"), lambda p: lion_pytorch.Lion(p, lr=LION_LR, weight_decay=wd))
-    ours = _cached(("lion", wd, backend), lambda p: SymbolicOptimizer(p, "lion", lr=LION_LR, wd=wd, backend=backend))
-    assert max_diff(ours, ref) <= TOLERANCE
-    assert _elements_apart(ours, ref, TOLERANCE) == 0
+def _lion_run(wd: float, backend: str, cautious: float | None = None) -> list[torch.Tensor]:
+    """Lion (``cautious=None``) or cautious Lion after 500 MLP steps: ours on ``backend``, or
+    lion-pytorch's with ``backend="lion-pytorch"``."""
+    if backend == "lion-pytorch" and cautious is None:
+        make = lambda p: lion_pytorch.Lion(p, lr=LION_LR, weight_decay=wd)  # noqa: E731
+    elif backend == "lion-pytorch":
+        make = lambda p: CautiousLion(p, lr=LION_LR, weight_decay=wd, cautious_factor=cautious)  # noqa: E731
+    else:
+        name, extra = ("lion", {}) if cautious is None else ("lion_cautious", {"cautious": cautious})
+        make = lambda p: SymbolicOptimizer(p, name, lr=LION_LR, wd=wd, backend=backend, **extra)  # noqa: E731
+    return _cached(("lion", wd, cautious, backend), make)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cautious", [0.0, 0.5])
+@pytest.mark.parametrize("cautious", [None, 0.0, 0.5])
 @pytest.mark.parametrize("wd", [0.0, 0.1])
-def test_cautious_lion_matches_lion_pytorch(wd, cautious, backend):
-    ref = _cached(
-        ("lion_cautious", wd, cautious, "lion-pytorch"),
-        lambda p: CautiousLion(p, lr=LION_LR, weight_decay=wd, cautious_factor=cautious),
-    )
-    ours = _cached(
-        ("lion_cautious", wd, cautious, backend),
-        lambda p: SymbolicOptimizer(p, "lion_cautious", lr=LION_LR, wd=wd, cautious=cautious, backend=backend),
-    )
+def test_lion_and_cautious_lion_match_lion_pytorch(wd, cautious, backend):
+    ours, ref = _lion_run(wd, backend, cautious), _lion_run(wd, "lion-pytorch", cautious)
     assert max_diff(ours, ref) <= TOLERANCE
     assert _elements_apart(ours, ref, TOLERANCE) == 0
 
 
 def test_cautious_lion_differs_from_lion():
     """The mask does something: the two optimizers part ways on the same run."""
-    lion = _cached(("lion", 0.0, "lion-pytorch"), lambda p: lion_pytorch.Lion(p, lr=LION_LR))
-    cautious = _cached(("lion_cautious", 0.0, 0.0, "eager"),
-                       lambda p: SymbolicOptimizer(p, "lion_cautious", lr=LION_LR, backend="eager"))
-    assert max_diff(lion, cautious) > 100 * LION_LR
+    assert max_diff(_lion_run(0.0, "lion-pytorch"), _lion_run(0.0, "eager", cautious=0.0)) > 100 * LION_LR
 
 
 # --- hand-written references on a fixed gradient sequence ---------------------------------------
@@ -248,6 +242,22 @@ def signum_step(p, g, state, t, lr, beta=0.9, wd=0.0):
     p.add_(m.sign(), alpha=-lr)
 
 
+def powersign_step(p, g, state, t, lr, beta=0.9, wd=0.0):
+    """tf.raw_ops.ApplyPowerSign (logbase 1, sign_decay 1): the sign is read from the new m."""
+    (m,) = _zeros(state, p, "m")
+    m.lerp_(g, 1 - beta)
+    p.mul_(1 - lr * wd)
+    p.addcmul_(torch.exp(g.sign() * m.sign()), g, value=-lr)
+
+
+def addsign_step(p, g, state, t, lr, beta=0.9, wd=0.0):
+    """tf.raw_ops.ApplyAddSign (alpha 1, sign_decay 1): the sign is read from the new m."""
+    (m,) = _zeros(state, p, "m")
+    m.lerp_(g, 1 - beta)
+    p.mul_(1 - lr * wd)
+    p.addcmul_(1 + g.sign() * m.sign(), g, value=-lr)
+
+
 def adamw_paper_step(p, g, state, t, lr):
     """paper-notes section 2: AdamW without bias correction or epsilon, lr scaled by 0.001."""
     m, v = _zeros(state, p, "m", "v")
@@ -305,6 +315,10 @@ HAND_CASES = [
     HandCase("signsgd", signsgd_step, 1e-3, dict(wd=0.1)),
     HandCase("signum", signum_step, 1e-3),
     HandCase("signum", signum_step, 1e-3, dict(wd=0.1)),
+    HandCase("powersign", powersign_step, 1e-3),
+    HandCase("powersign", powersign_step, 1e-3, dict(wd=0.1)),
+    HandCase("addsign", addsign_step, 1e-3),
+    HandCase("addsign", addsign_step, 1e-3, dict(wd=0.1)),
     HandCase("adamw_paper", adamw_paper_step, 1.0),
     HandCase("discovered", discovered_step, 1.0),
 ]
@@ -324,33 +338,60 @@ def test_every_library_program_has_a_reference():
     assert set(programs.names()) <= covered, f"no reference test for {set(programs.names()) - covered}"
 
 
-def test_report():
-    """Prints every measured difference (shown with ``-s``); the assertions are above."""
-    lines = ["", "max |param diff|, eager then foreach backend"]
-    lines.append("after 500 MLP steps, vs torch.optim foreach=False | foreach=True:")
+@dataclass(frozen=True)
+class Row:
+    """One line of the report: a case and its max |param diff| per backend and reference path."""
+
+    section: str
+    program: str
+    case: str
+    diffs: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return f"  {self.case:60s} " + " ".join(f"{d:.2e}" for d in self.diffs)
+
+
+def report() -> list[Row]:
+    """Every difference this file measures: against torch.optim's loop and foreach paths
+    (eager, foreach backend each), lion-pytorch, and the hand-written references."""
+    rows = []
     for case in TORCH_CASES:
         for wd in (0.0, 0.1):
-            ref, ref_foreach = _torch_run(case, wd, False), _torch_run(case, wd, True)
-            diffs = [max_diff(_our_run(case, wd, b), r) for r in (ref, ref_foreach) for b in BACKENDS]
-            lines.append(f"  {case.id:52s} wd={wd:<4} " + " ".join(f"{d:.2e}" for d in diffs))
-    lines.append("after 500 MLP steps, vs lion-pytorch (Lion; cautious Lion):")
-    for wd in (0.0, 0.1):
-        ref = _cached(("lion", wd, "lion-pytorch"), lambda p: lion_pytorch.Lion(p, lr=LION_LR, weight_decay=wd))
-        diffs = [max_diff(_cached(("lion", wd, b), lambda p: SymbolicOptimizer(p, "lion", lr=LION_LR, wd=wd, backend=b)), ref)
-                 for b in BACKENDS]
-        lines.append(f"  {'lion':52s} wd={wd:<4} " + " ".join(f"{d:.2e}" for d in diffs))
-        for cautious in (0.0, 0.5):
-            ref = _cached(("lion_cautious", wd, cautious, "lion-pytorch"),
-                          lambda p: CautiousLion(p, lr=LION_LR, weight_decay=wd, cautious_factor=cautious))
-            diffs = [max_diff(_cached(("lion_cautious", wd, cautious, b), lambda p: SymbolicOptimizer(
-                p, "lion_cautious", lr=LION_LR, wd=wd, cautious=cautious, backend=b)), ref) for b in BACKENDS]
-            lines.append(f"  {f'lion_cautious(cautious={cautious})':52s} wd={wd:<4} " + " ".join(f"{d:.2e}" for d in diffs))
-    lines.append(f"after {STEPS} steps on fixed random gradients, vs a hand-written reference:")
+            refs = (_torch_run(case, wd, False), _torch_run(case, wd, True))
+            diffs = tuple(max_diff(_our_run(case, wd, b), r) for r in refs for b in BACKENDS)
+            rows.append(Row("torch.optim", case.program, f"{case.id} wd={wd}", diffs))
+    for cautious in (None, 0.0, 0.5):
+        for wd in (0.0, 0.1):
+            ref = _lion_run(wd, "lion-pytorch", cautious)
+            program = "lion" if cautious is None else "lion_cautious"
+            case = program if cautious is None else f"{program}(cautious={cautious})"
+            diffs = tuple(max_diff(_lion_run(wd, b, cautious), ref) for b in BACKENDS)
+            rows.append(Row("lion-pytorch", program, f"{case} wd={wd}", diffs))
     for case in HAND_CASES:
         reference = _run_reference(case.step, case.lr, **case.hyperparams)
-        diffs = [max_diff(_run_ours(case.program, b, case.lr, **case.hyperparams), reference) for b in BACKENDS]
-        lines.append(f"  {case.id:52s} " + " ".join(f"{d:.2e}" for d in diffs))
-    print("\n".join(lines))
+        diffs = tuple(max_diff(_run_ours(case.program, b, case.lr, **case.hyperparams), reference) for b in BACKENDS)
+        rows.append(Row("hand-written", case.program, case.id, diffs))
+    return rows
+
+
+INEXACT = {"radam": 1.2e-6, "nadam": 2.4e-7}
+"""The README's figures ("Same numbers as the references"): the only programs not bit for bit
+equal to their reference, and how far apart. RAdam only on torch's foreach path (0.0 against
+its loop); NAdam because torch finishes its step sizes in float64 on the host."""
+
+
+def test_report_backs_the_readme():
+    """The README's paragraph on the references, measured (``-s`` prints the table): exactly
+    zero but for ``INEXACT``, each within its figure."""
+    rows = report()
+    print("\nmax |param diff|: eager, foreach backend (torch.optim: vs its loop, then vs its foreach path)")
+    for section in dict.fromkeys(r.section for r in rows):
+        print(f"vs {section}:\n" + "\n".join(str(r) for r in rows if r.section == section))
+    assert {r.program for r in rows if max(r.diffs) > 0} == set(INEXACT)
+    for r in rows:
+        assert max(r.diffs) <= INEXACT.get(r.program, 0.0), r
+    radam = [r for r in rows if r.program == "radam"]
+    assert all(d == 0.0 for r in radam for d in r.diffs[:2])  # against torch's own loop: bit for bit
 
 
 # --- compiler regressions found while writing the library ---------------------------------------
