@@ -36,6 +36,7 @@ from symbolic_opt.loading import resolve_program
 
 from . import trainer
 from .fitness import headroom
+from .progress import Phase
 from .suite import TaskSpec
 from .tuning import HeldOut, Setting, Sweep, held_out, validate
 
@@ -231,7 +232,7 @@ class CalibrationError(RuntimeError):
 
 
 def calibrate_suite(store, pool, tasks, key: str, console, *, multipliers=MULTIPLIERS, warm_start: str = WARM_START,
-                    grid: BaselineGrid = BaselineGrid()) -> tuple:
+                    grid: BaselineGrid = BaselineGrid(), live: bool = True) -> tuple:
     """The calibrated suite a run ships to its workers: read from ``store`` under ``key``, or
     computed on ``pool``'s workers (one task each, in parallel) and stored there. Tasks that are
     not ``TaskSpec``s (a test's fakes) go as they are. Raises ``CalibrationError`` naming the
@@ -246,8 +247,9 @@ def calibrate_suite(store, pool, tasks, key: str, console, *, multipliers=MULTIP
     console.print(f"calibrating {len(tasks)} task(s): the warm start's best learning rate, and {grid.program} tuned "
                   f"on lr, beta1 and weight decay ({', '.join(t.key for t in tasks)})...", highlight=False)
     try:
-        calibrations = pool.map(functools.partial(calibrate, multipliers=tuple(multipliers), warm_start=warm_start,
-                                                  grid=grid), list(tasks))
+        with Phase(console, f"calibrating {key}", len(tasks), live=live) as phase:
+            calibrations = pool.map(functools.partial(calibrate, multipliers=tuple(multipliers), warm_start=warm_start,
+                                                      grid=grid), list(tasks), progress=phase)
     except CallError as exc:
         raise CalibrationError(f"cannot calibrate the suite, so nothing can be scored on it: {exc}") from None
     store.set_fitness_record(key, [c.to_dict() for c in calibrations])

@@ -72,6 +72,9 @@ class FunnelConfig:
     timeout_s: float | None = None
     """An evaluation's CPU-time limit in the funnel; None: ``eval_timeout_s`` times the scale
     times the seeds' share (``seeds / 3``)."""
+    minutes: float | None = None
+    """Wall-time budget of the whole funnel (``--funnel-minutes``; ``--minutes`` bounds only the
+    search); None: unbounded. A funnel stopped by it is finished by ``symopt funnel RUN``."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,8 @@ class SearchConfig:
         object.__setattr__(self, "lr_grid", tuple(sorted(float(m) for m in self.lr_grid)))
         if self.funnel.seeds < 2:
             raise ValueError(f"the funnel's significance test needs at least 2 seeds, got {self.funnel.seeds}")
+        if self.funnel.minutes is not None and not self.funnel.minutes > 0:
+            raise ValueError(f"the funnel's budget must be positive minutes, got {self.funnel.minutes}")
 
     def replace(self, **changes: Any) -> "SearchConfig":
         """A copy with ``changes``; ``None`` values are ignored (unset CLI options)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import statistics
+import time
 from typing import Any, Callable, Mapping, Sequence
 
 from rich.console import Console
@@ -26,6 +27,7 @@ from rich.console import Console
 from .calibration import calibrate_suite
 from .config import SearchConfig
 from .fitness import seed_scores
+from .progress import Phase, duration
 from .store import EvaluationRecord, Outcome, RunStore
 from .suite import TaskSpec, seed_sets
 
@@ -34,38 +36,97 @@ TEST_NAME = "one-sided Welch t-test over seeds (validation), and mean test score
 
 def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, console: Console,
                evaluate: Callable[..., Any] | None = None) -> list[EvaluationRecord]:
-    """Run the funnel on ``pool`` (a started ``RayPool``); the survivors of the last stage.
-    ``evaluate``: the evaluation without the search's hurdle (default: the pool's own)."""
+    """Run the funnel on ``pool`` (a started ``RayPool``); the survivors of the last stage run.
+    ``evaluate``: the evaluation without the search's hurdle (default: the pool's own).
+
+    Each stage calibrates its scale once (the baseline tuned on the workers, shared by all
+    candidates), prints its expected cost, evaluates its candidates on every worker at once
+    with a progress line, and records its plan (``funnel@SCALE``) so that ``symopt report``
+    shows what is pending. ``config.funnel.minutes`` bounds the funnel: at the deadline what
+    is in flight is abandoned and the funnel says how to finish it (``symopt funnel RUN``)."""
     funnel = config.funnel
+    deadline = None if funnel.minutes is None else time.monotonic() + 60 * funnel.minutes
     survivors = distinct(store.best(20 * funnel.top_k + 1), funnel.top_k)
     evaluate_ref = pool.put(evaluate) if evaluate is not None else None
     results: list[EvaluationRecord] = []
     for scale in funnel.scales:
         if not survivors:
             break
-        specs = scaled(tasks, scale, funnel.seeds)
-        suite = calibrate_suite(store, pool, specs, f"calibration@{scale:g}", console, multipliers=config.lr_grid,
-                                warm_start=config.warm_start)
-        console.print(f"funnel: {len(survivors)} program(s) at scale {scale:g} on {funnel.seeds} + {funnel.seeds} seeds "
-                      f"against the tuned baseline", highlight=False)
-        suite_ref = pool.put(suite)
+        suite = calibrate_suite(store, pool, scaled(tasks, scale, funnel.seeds), f"calibration@{scale:g}", console,
+                                multipliers=config.lr_grid, warm_start=config.warm_start, live=config.live)
+        todo = [r for r in survivors if store.funnel_result(r.hash, scale) is None]  # a stage in the store is not rerun
+        estimate = stage_estimate(store, todo, scale, pool.workers)
+        store.set_fitness_record(f"funnel@{scale:g}", {"programs": [r.hash for r in survivors], "estimate_s": estimate})
+        console.print(f"funnel at scale {scale:g}: {len(survivors)} program(s) on {funnel.seeds} + {funnel.seeds} seeds "
+                      f"against the tuned baseline, {len(todo)} to evaluate on {pool.workers} worker(s)"
+                      + ("" if estimate is None or not todo else f", estimated {duration(estimate)}")
+                      + ("" if deadline is None else f" (funnel budget: {duration(max(0.0, deadline - time.monotonic()))} left)"),
+                      highlight=False)
         timeout = funnel.timeout_s or config.eval_timeout_s * scale * funnel.seeds / 3
-        texts = {r.hash: r.text for r in survivors}
-        for record in survivors:
-            if store.funnel_result(record.hash, scale) is None:  # a stage already in the store is not run again
-                pool.submit(record.hash, record.program, tasks=suite_ref, timeout_s=timeout, evaluate=evaluate_ref)
-        while pool.in_flight:
-            for done in pool.results(timeout=0.5):
-                if done.outcome.infrastructure:  # no verdict: a resume evaluates it again
-                    console.print(f"funnel: {done.key[:12]} lost by the infrastructure ({done.outcome.error}); "
-                                  "--resume evaluates it again", highlight=False)
-                    continue
-                judged = verdict(done.outcome, funnel.alpha)
-                store.add_funnel(done.key, texts[done.key], "candidate", scale, done.outcome, judged["passed"], judged)
+        if not _run_stage(store, pool, todo, scale, suite, timeout, evaluate_ref, console, config, deadline, estimate):
+            pending = [r.hash[:12] for r in survivors if store.funnel_result(r.hash, scale) is None]
+            console.print(f"[yellow]funnel stopped by its budget[/yellow] (--funnel-minutes {funnel.minutes:g}): "
+                          f"{len(pending)} program(s) pending at scale {scale:g} ({', '.join(pending)});\n"
+                          f"finish it with: symopt funnel {store.run_dir}", highlight=False)
+            return results
+        entered = {r.hash for r in survivors}
         results = [r for r in store.funnel()
-                   if r.scale == scale and r.role == "candidate" and r.beat_baseline and r.hash in texts]
+                   if r.scale == scale and r.role == "candidate" and r.beat_baseline and r.hash in entered]
         survivors = results
     return results
+
+
+def _run_stage(store: RunStore, pool, todo: Sequence[EvaluationRecord], scale: float, suite: tuple, timeout: float,
+               evaluate_ref, console: Console, config: SearchConfig, deadline: float | None,
+               estimate_s: float | None) -> bool:
+    """Evaluate ``todo`` at ``scale`` on every worker, storing each verdict as it comes;
+    False if the deadline stopped it (what was in flight is abandoned, and stays pending)."""
+    suite_ref = pool.put(suite)
+    texts = {r.hash: r.text for r in todo}
+    for record in todo:
+        pool.submit(record.hash, record.program, tasks=suite_ref, timeout_s=timeout, evaluate=evaluate_ref)
+    with Phase(console, f"funnel at scale {scale:g}", len(todo), live=config.live, estimate_s=estimate_s) as phase:
+        while pool.in_flight:
+            if deadline is not None and time.monotonic() >= deadline:
+                pool.abandon()
+                return False
+            for done in pool.results(timeout=0.5):
+                if done.outcome.infrastructure:  # no verdict: a resume evaluates it again
+                    phase.done(f"{done.key[:12]} lost by the infrastructure ({done.outcome.error}); "
+                               "symopt funnel evaluates it again")
+                    continue
+                judged = verdict(done.outcome, config.funnel.alpha)
+                store.add_funnel(done.key, texts[done.key], "candidate", scale, done.outcome, judged["passed"], judged)
+                phase.done(f"{done.key[:12]}: {'passed' if judged['passed'] else 'did not pass'} ({judged['why']})")
+            phase.tick()
+    return True
+
+
+def stage_estimate(store: RunStore, todo: Sequence[EvaluationRecord], scale: float, workers: int) -> float | None:
+    """Expected wall seconds of a stage: each program's proxy evaluation time, times how much
+    dearer the baseline's tuning was at ``scale`` than on the proxy (measured: the stored
+    calibrations' CPU seconds), shared among ``workers``; None without those timings."""
+    proxy, scaled_up = store.fitness_record("calibration"), store.fitness_record(f"calibration@{scale:g}")
+    seconds = [r.seconds for r in todo if r.seconds]
+    if not proxy or not scaled_up or len(seconds) < len(todo):
+        return None
+    proxy_cpu = sum(c.get("cpu_seconds", 0.0) for c in proxy)
+    if proxy_cpu <= 0:
+        return None
+    ratio = sum(c.get("cpu_seconds", 0.0) for c in scaled_up) / proxy_cpu
+    costs = [s * ratio for s in seconds]
+    return max(sum(costs) / max(1, workers), max(costs, default=0.0))
+
+
+def pending(store: RunStore) -> list[tuple[float, str]]:
+    """``(scale, hash)`` of every program a funnel stage took in and has no result for yet: a
+    funnel still running, or one stopped by its budget or a kill (``symopt funnel`` finishes it)."""
+    out = []
+    for key in store.fitness_keys():
+        if key.startswith("funnel@"):
+            scale = float(key.split("@", 1)[1])
+            out += [(scale, h) for h in store.fitness_record(key)["programs"] if store.funnel_result(h, scale) is None]
+    return sorted(out)
 
 
 def scaled(tasks: Sequence, scale: float, seeds: int) -> tuple:

@@ -66,10 +66,12 @@ def _num(x) -> str:
 
 
 def funnel_table(store: RunStore) -> Table | None:
-    rows = store.funnel()
-    if not rows:
+    """The funnel's verdicts, and the programs it has taken in but not judged yet (pending)."""
+    from .funnel import TEST_NAME, pending
+
+    rows, waiting = store.funnel(), pending(store)
+    if not rows and not waiting:
         return None
-    from .funnel import TEST_NAME
 
     table = Table(title=f"funnel: re-evaluated at larger scales against AdamW tuned there ({TEST_NAME})",
                   title_justify="left")
@@ -86,6 +88,8 @@ def funnel_table(store: RunStore) -> Table | None:
         p = f"{v['p']:.3g}" if "p" in v else ""
         table.add_row(f"{r.scale:g}", r.hash[:12], format_score(r.fitness), spread, base, p,
                       format_score(r.test_fitness), passes, f"{r.seconds or 0:.1f}")
+    for scale, h in waiting:
+        table.add_row(f"{scale:g}", h[:12], "pending", "", "", "", "", "", "")
     return table
 
 

@@ -102,6 +102,38 @@ def run(
         store.close()
 
 
+def funnel(run_dir: str | Path, *, workers: int | None = None, address: str | None = None,
+           minutes: float | None = None, live: bool | None = None, console: Console | None = None,
+           evaluate: Callable[..., Any] | None = None, tasks: Sequence[Any] | None = None) -> list[EvaluationRecord]:
+    """Run, or finish, the funnel of the search in ``run_dir`` (``symopt funnel RUN``): the
+    stages and programs already in its store are not evaluated again. ``minutes`` bounds it
+    (default: the run's ``[funnel] minutes``). The programs that passed its last stage run.
+    ``evaluate`` and ``tasks`` as for ``run``."""
+    from .funnel import run_funnel
+    from .report import funnel_table
+    from .runner import RayPool
+
+    config = load_run_config(run_dir).replace(workers=workers, address=address, live=live)
+    config = dataclasses.replace(config, funnel=dataclasses.replace(config.funnel, minutes=minutes or config.funnel.minutes))
+    console = console or Console()
+    tasks = tuple(tasks) if tasks is not None else config.task_specs()
+    searched = evaluate
+    if evaluate is None:
+        from .evaluate import evaluate
+
+        searched = functools.partial(evaluate, hurdle=config.hurdle)  # what the search was scored with
+    with RunStore(run_dir) as store:
+        check_definition(store, config, tasks, searched)
+        if store.count() == 0:
+            raise FileNotFoundError(f"{run_dir} has no evaluations yet: search first (symopt search --resume {run_dir})")
+        with RayPool(evaluate, (), workers=config.workers, address=config.address, timeout_s=config.eval_timeout_s) as pool:
+            passed = run_funnel(store, pool, config, tasks, console)  # the pool's evaluate has no hurdle
+        table = funnel_table(store)
+        if table is not None:
+            console.print(table)
+        return passed
+
+
 class DefinitionMismatch(ValueError):
     """A resume under another fitness definition than the run's (``definition.py``)."""
 
@@ -229,7 +261,8 @@ class Search:
             with pool:
                 self.pool = pool
                 self.suite = calibrate_suite(self.store, pool, self.tasks, "calibration", self.console,
-                                             multipliers=self.config.lr_grid, warm_start=self.config.warm_start)
+                                             multipliers=self.config.lr_grid, warm_start=self.config.warm_start,
+                                             live=self.config.live)
                 pool.set_tasks(self.suite)
                 with LiveView(self.console, enabled=self.config.live) as view:
                     self.session_start = time.monotonic()

@@ -251,10 +251,11 @@ class RayPool:
         """The evaluations finished (or given up on) by now; waits up to ``timeout`` for one."""
         return [Done(job.key, value) for job, value in self._collect(timeout) if job.is_evaluation]
 
-    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, timeout_s: float | None = None) -> list[Any]:
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], *, timeout_s: float | None = None,
+            progress: Any = None) -> list[Any]:
         """``[fn(item) for item in items]``, run on the workers in parallel (nothing else may be
         in flight). Raises ``CallError`` naming the item if ``fn`` raised or the infrastructure
-        lost its job twice."""
+        lost its job twice. ``progress`` (a ``search.progress.Phase``) hears of each item done."""
         if self.in_flight:
             raise RuntimeError("map needs an idle pool")
         fn_ref = ray.put(fn)
@@ -273,6 +274,10 @@ class RayPool:
                     self.abandon()
                     raise CallError(f"{name} of {what}: {value.message}")
                 out[job.key] = value
+                if progress is not None:
+                    progress.done(what)
+            if progress is not None:
+                progress.tick()
         return [out[i] for i in range(len(items))]
 
     def abandon(self) -> list[Hashable]:

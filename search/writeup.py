@@ -198,10 +198,10 @@ def _top(store: RunStore, n: int) -> list[str]:
 
 
 def _funnel(store: RunStore) -> list[str]:
-    from .funnel import TEST_NAME
+    from .funnel import TEST_NAME, pending
 
-    rows = store.funnel()
-    if not rows:
+    rows, waiting = store.funnel(), pending(store)
+    if not rows and not waiting:
         return []
     alpha = next((r.verdict.get("alpha") for r in rows if r.verdict and "alpha" in r.verdict), 0.05)
     seeds = next((r.verdict.get("n") for r in rows if r.verdict and "n" in r.verdict), "?")
@@ -217,6 +217,8 @@ def _funnel(store: RunStore) -> list[str]:
             cells = (format_score(r.fitness), "", "", format_score(r.test_fitness))
         lines.append(f"| {r.scale:g} | `{r.hash}` | {' | '.join(cells)} | {'yes' if r.beat_baseline else 'no'} | "
                      f"{v.get('why', r.error or '')} |")
+    lines += [f"| {scale:g} | `{h}` | pending | | | | | not evaluated yet (symopt funnel RUN finishes it) |"
+              for scale, h in waiting]
     return lines + [""]
 
 

@@ -36,6 +36,9 @@ def search_command(
     out: Optional[Path] = typer.Option(None, help="the run directory (default runs/PRESET-TIME)"),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="the live view (default: on a terminal)"),
     funnel: Optional[bool] = typer.Option(None, "--funnel/--no-funnel", help="funnel selection at the end"),
+    funnel_minutes: Optional[float] = typer.Option(
+        None, help="wall-time budget of the funnel (--minutes bounds the search only); a funnel stopped by it is "
+                   "finished by symopt funnel RUN"),
 ) -> None:
     """Search for an optimizer by regularized evolution on proxy tasks (Ray-parallel).
 
@@ -54,8 +57,10 @@ def search_command(
             cfg = load_run_config(resume).replace(**overrides)
         else:
             cfg = load_config(config or preset, **overrides, out=str(out) if out else None)
-        if funnel is not None:
-            cfg = dataclasses.replace(cfg, funnel=dataclasses.replace(cfg.funnel, enabled=funnel))
+        if funnel is not None or funnel_minutes is not None:
+            cfg = dataclasses.replace(cfg, funnel=dataclasses.replace(
+                cfg.funnel, enabled=cfg.funnel.enabled if funnel is None else funnel,
+                minutes=funnel_minutes or cfg.funnel.minutes))
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
@@ -70,6 +75,29 @@ def search_command(
         raise typer.Exit(1)
     if summary.stopped_by == "interrupted":
         raise typer.Exit(130)  # the shell's convention for a run stopped by Ctrl-C
+
+
+@app.command("funnel")
+def funnel_command(
+    run_dir: Path = typer.Argument(..., help="a search's run directory"),
+    workers: Optional[int] = typer.Option(None, help="local Ray workers (default: every core)"),
+    address: Optional[str] = typer.Option(None, help="join this Ray cluster ('auto' or host:port)"),
+    minutes: Optional[float] = typer.Option(None, help="wall-time budget (default: the run's [funnel] minutes)"),
+    live: Optional[bool] = typer.Option(None, "--live/--no-live", help="a progress bar (default: on a terminal)"),
+) -> None:
+    """Run or finish a search's funnel: its best distinct programs at larger scales against AdamW tuned there.
+
+    What is already in the store (a finished stage, a finished program) is not evaluated again.
+    """
+    from search.run import funnel, refusals
+
+    console = wide_console()
+    try:
+        funnel(run_dir, workers=workers, address=address, minutes=minutes, live=live, console=console)
+    except (*refusals(), ValueError) as exc:
+        console.print("[red]error:[/red] ", end="", highlight=False)
+        console.print(str(exc), markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 @app.command("report")

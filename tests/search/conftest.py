@@ -44,6 +44,8 @@ class FakeTask:
     noise: float = 0.01
     offset: float = 0.0
     """Subtracted from the fitness, so a test can put candidates on either side of the baseline's 0."""
+    funnel_delay_s: float = 0.0
+    """Sleep this long at scales above 1: a slow funnel after a quick search."""
 
 
 def fake_evaluate(program, tasks, *, deadline_s=None):
@@ -75,6 +77,8 @@ def fake_evaluate(program, tasks, *, deadline_s=None):
     fitness = math.nan if mode == "nan" else quadratic_fitness(program) - task.offset
     if task.delay_s:
         time.sleep(task.delay_s)
+    if task.funnel_delay_s and task.scale > 1:
+        time.sleep(task.funnel_delay_s)
     if task.jitter_s:
         time.sleep(task.jitter_s * int.from_bytes(os.urandom(2), "big") / 65535)
     if task.log:
