@@ -22,7 +22,7 @@ import textwrap
 
 import sympy as sp
 
-from . import runtime
+from . import ops, runtime
 from .analysis import analyze
 from .compiler import compile_program
 from .ir import Program
@@ -34,17 +34,9 @@ FORMATS = ("torch", "latex", "sympy")
 MAX_TREE = 20_000
 """The most expression nodes a LaTeX or sympy export writes out."""
 
-_HOST_FUNCTIONS = {
-    "abs": "torch.abs", "arccos": "torch.acos", "arccosh": "torch.acosh", "arcsin": "torch.asin",
-    "arcsinh": "torch.asinh", "arctan": "torch.atan", "arctanh": "torch.atanh", "cos": "torch.cos",
-    "cosh": "torch.cosh", "exp": "torch.exp", "exp2": "torch.exp2", "expm1": "torch.expm1", "log": "torch.log",
-    "log10": "torch.log10", "log2": "torch.log2", "maximum": "torch.maximum", "minimum": "torch.minimum",
-    "nan_to_num": "torch.nan_to_num", "power": "torch.pow", "sign": "torch.sign", "sin": "torch.sin",
-    "sinh": "torch.sinh", "sqrt": "torch.sqrt", "tan": "torch.tan", "tanh": "torch.tanh", "clip": "torch.clamp",
-    "cbrt": "lambda x: torch.sign(x) * x.abs().pow(1.0 / 3.0)", "where": "torch.where",
-}
+_HOST_FUNCTIONS = ops.HOST_FUNCTIONS
 """numpy functions the op table's host forms use -> the torch function computing them on
-float64 0-d tensors (the exported file has no numpy)."""
+float64 0-d tensors (the exported file has no numpy): each op entry names its own."""
 
 
 class ExportError(ValueError):

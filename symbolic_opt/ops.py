@@ -21,6 +21,12 @@ One ``Op`` entry gives everything the rest of the library needs to know about a 
 * ``mirror``: the same op with arguments 0 and 1 swapped, when one exists
   (``interp(x, y, a) == interp(y, x, 1 - a)``), so the in-place form can target either;
 * ``sympy``: its symbolic form, for analysis, simplification and export;
+* ``host_functions``: the numpy functions its ``host`` form calls, each with the torch
+  function computing it on float64 0-d tensors (an exported optimizer has no numpy);
+* ``signs`` / ``scales`` / ``apply``: what lowering needs to fold the update into the weight
+  (``lowering.py``): the op is ``sum(signs[k] * arg k)`` (``+ - negative``), or a product
+  whose scalar factor can become a coefficient (``*``), or torch has an in-place call that
+  adds ``c * op(a, b)`` to a tensor in one pass (``w.addcdiv_(a, b, value=c)``);
 * ``search``: whether it belongs to the paper's search space (paper-notes section 1).
 
 Functions are safe by construction where the published search space is: ``log`` and
@@ -35,9 +41,11 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
+import numpy as np
 import sympy as sp
 
 DIV_GUARD = 1e-8
@@ -81,6 +89,10 @@ class Op:
     commutative: bool = False
     infix: str | None = None
     tensor_args: tuple[int, ...] = ()
+    host_functions: Mapping[str, str] = field(default_factory=dict)
+    signs: tuple[int, ...] | None = None
+    scales: bool = False
+    apply: str | None = None
     search: bool = True
 
     def __post_init__(self) -> None:
@@ -88,6 +100,35 @@ class Op:
             raise ValueError(f"op {self.name!r} needs exactly one of a torch or a group template")
         if self.rule in (Rule.GROUP_REDUCE, Rule.GROUP_MAP) and self.group is None:
             raise ValueError(f"group op {self.name!r} needs a group template")
+        undeclared = set(re.findall(r"\bnp\.(\w+)", self.host or "")) - set(self.host_functions)
+        if undeclared:
+            raise ValueError(f"op {self.name!r}: its host form calls np.{', np.'.join(sorted(undeclared))}, "
+                             "which host_functions does not name")
+
+    @property
+    def out_template(self) -> str | None:
+        """The torch template when it is one ``torch.*`` call, which then takes ``out=``
+        (the compiler may write a state's next value straight into its buffer)."""
+        template = self.torch
+        if not template or not template.startswith("torch.") or not template.endswith(")"):
+            return None
+        depth = 0
+        for k, ch in enumerate(template):
+            depth += ch == "("
+            depth -= ch == ")"
+            if ch == ")" and depth == 0:
+                return template if k == len(template) - 1 else None
+        return None
+
+    def fold(self, values: list[float]) -> float:
+        """The op on constants, at compile time, with its own host template (float64, IEEE:
+        inf and nan rather than exceptions): the number the compiled step would compute.
+
+        The text evaluated is our own: this op's template filled with float literals.
+        """
+        text = self.host.format(*(f"np.float64({literal(v)})" for v in values))
+        with np.errstate(all="ignore"):
+            return float(eval(text, {"np": np, "float": float, "abs": abs}))  # noqa: S307 - our own template
 
     @property
     def reduces(self) -> bool:
@@ -97,6 +138,16 @@ class Op:
     def needs_group(self) -> bool:
         """Whether computing it needs every tensor of the group at once."""
         return self.group is not None
+
+
+def literal(value: float) -> str:
+    """``value`` as Python source text (what templates are filled with)."""
+    value = float(value)
+    if math.isnan(value):
+        return "float('nan')"
+    if math.isinf(value):
+        return "float('inf')" if value > 0 else "-float('inf')"
+    return repr(value)
 
 
 def _fn(name: str) -> Callable[..., sp.Expr]:
@@ -114,8 +165,11 @@ def _unary(
     foreach: str | None = None,
     inplace: str | None = None,
     search: bool = True,
+    host_functions: Mapping[str, str] | None = None,
 ) -> Op:
-    """An elementwise unary op from its torch function name(s)."""
+    """An elementwise unary op from its torch function name(s); a host form ``np.f(...)``
+    computes what ``torch_fn`` does unless ``host_functions`` says otherwise."""
+    plain = re.match(r"np\.(\w+)\(", host)
     return Op(
         name=name,
         arity=1,
@@ -127,6 +181,7 @@ def _unary(
         inplace=f"{{0}}.{inplace}_()" if inplace else None,
         foreach_inplace={"L": f"torch._foreach_{foreach}_({{0}})"} if foreach else {},
         search=search,
+        host_functions=host_functions if host_functions is not None else ({plain[1]: torch_fn} if plain else {}),
     )
 
 
@@ -145,10 +200,11 @@ def _abs_then(name: str, math_text: str, fn: str, np_fn: str, sympy_fn, foreach:
             {"L": f"torch._foreach_abs_({{0}}); torch._foreach_{foreach}_({{0}})"} if foreach else {}
         ),
         inplace=f"{{0}}.abs_().{fn.split('.')[-1]}_()",
+        host_functions={np_fn.split(".")[-1]: fn, "abs": "torch.abs"},
     )
 
 
-def _binary_arith(name: str, symbol: str, method: str, sympy_fn, *, commutative: bool) -> Op:
+def _binary_arith(name: str, symbol: str, method: str, sympy_fn, *, commutative: bool, **facts) -> Op:
     return Op(
         name=name,
         arity=2,
@@ -164,6 +220,7 @@ def _binary_arith(name: str, symbol: str, method: str, sympy_fn, *, commutative:
         },
         commutative=commutative,
         infix=symbol,
+        **facts,
     )
 
 
@@ -173,9 +230,9 @@ def _group_norm_sym(x):
 
 _OPS: list[Op] = [
     # --- arithmetic -----------------------------------------------------------------------
-    _binary_arith("add", "+", "add", lambda x, y: x + y, commutative=True),
-    _binary_arith("sub", "-", "sub", lambda x, y: x - y, commutative=False),
-    _binary_arith("mul", "*", "mul", lambda x, y: x * y, commutative=True),
+    _binary_arith("add", "+", "add", lambda x, y: x + y, commutative=True, signs=(1, 1)),
+    _binary_arith("sub", "-", "sub", lambda x, y: x - y, commutative=False, signs=(1, -1)),
+    _binary_arith("mul", "*", "mul", lambda x, y: x * y, commutative=True, scales=True, apply="addcmul"),
     Op(
         name="div",
         arity=2,
@@ -204,6 +261,7 @@ _OPS: list[Op] = [
         foreach={"LL": "torch._foreach_div({0}, {1})", "LS": "torch._foreach_div({0}, {1})"},
         inplace="{0}.div_({1})",
         foreach_inplace={"LL": "torch._foreach_div_({0}, {1})", "LS": "torch._foreach_div_({0}, {1})"},
+        apply="addcdiv",
         search=False,
     ),
     Op(
@@ -216,6 +274,7 @@ _OPS: list[Op] = [
         foreach={"LL": "torch._foreach_pow({0}, {1})", "LS": "torch._foreach_pow({0}, {1})"},
         inplace="{0}.pow_({1})",
         foreach_inplace={"LL": "torch._foreach_pow_({0}, {1})", "LS": "torch._foreach_pow_({0}, {1})"},
+        host_functions={"power": "torch.pow"},
     ),
     Op(
         name="max",
@@ -227,6 +286,7 @@ _OPS: list[Op] = [
         foreach={"LL": "torch._foreach_maximum({0}, {1})", "LS": "torch._foreach_clamp_min({0}, {1})"},
         inplace="{0}.clamp_(min={1})",
         foreach_inplace={"LL": "torch._foreach_maximum_({0}, {1})", "LS": "torch._foreach_clamp_min_({0}, {1})"},
+        host_functions={"maximum": "torch.maximum"},
         commutative=True,
         tensor_args=(0, 1),
     ),
@@ -240,6 +300,7 @@ _OPS: list[Op] = [
         foreach={"LL": "torch._foreach_minimum({0}, {1})", "LS": "torch._foreach_clamp_max({0}, {1})"},
         inplace="{0}.clamp_(max={1})",
         foreach_inplace={"LL": "torch._foreach_minimum_({0}, {1})", "LS": "torch._foreach_clamp_max_({0}, {1})"},
+        host_functions={"minimum": "torch.minimum"},
         commutative=True,
         tensor_args=(0, 1),
     ),
@@ -260,6 +321,7 @@ _OPS: list[Op] = [
         },
         inplace="{0}.lerp_({1}, {2})",  # reached through the mirror only: y.lerp_(x, 1 - a)
         foreach_inplace={"LLS": "torch._foreach_lerp_({0}, {1}, {2})"},
+        host_functions={"where": "torch.where", "abs": "torch.abs"},
         mirror="{1}, {0}, (1 - {2})",
         overwrites=(1,),
         tensor_args=(0, 1),
@@ -272,6 +334,7 @@ _OPS: list[Op] = [
         torch="torch.clamp({0}, -abs({1}), abs({1}))",
         host="np.clip({0}, -np.abs({1}), np.abs({1}))",
         inplace="{0}.clamp_(-abs({1}), abs({1}))",
+        host_functions={"clip": "torch.clamp", "abs": "torch.abs"},
         tensor_args=(0,),
     ),
     Op(
@@ -281,6 +344,7 @@ _OPS: list[Op] = [
         sympy=lambda c, x, y: sp.Piecewise((x, c > 0), (y, True)),
         torch="torch.where({0} > 0, {1}, {2})",
         host="np.where({0} > 0, {1}, {2})[()]",
+        host_functions={"where": "torch.where"},
         # x as a tensor: torch.where of two numbers is float32 whatever the parameters' dtype
         tensor_args=(0, 1),
         search=False,
@@ -333,6 +397,7 @@ _OPS: list[Op] = [
         sympy=lambda x: 10**x,
         torch="torch.pow(10.0, {0})",
         host="np.power(10.0, {0})",
+        host_functions={"power": "torch.pow"},
         foreach={"L": "torch._foreach_pow(10.0, {0})"},
     ),
     _unary("expm1", "e ** x - 1", "torch.expm1", "np.expm1({0})", lambda x: sp.exp(x) - 1,
@@ -347,6 +412,7 @@ _OPS: list[Op] = [
         sympy=lambda x: sp.log(sp.Abs(1 + x)),
         torch="torch.log(torch.abs(1 + {0}))",
         host="np.log(np.abs(1 + {0}))",
+        host_functions={"log": "torch.log", "abs": "torch.abs"},
         foreach={"L": "torch._foreach_log(torch._foreach_abs(torch._foreach_add({0}, 1.0)))"},
     ),
     Op(
@@ -379,11 +445,13 @@ _OPS: list[Op] = [
         sympy=lambda x: sp.sign(x) * sp.Abs(x) ** sp.Rational(1, 3),
         torch="(torch.sign({0}) * torch.abs({0}).pow(1.0 / 3.0))",
         host="np.cbrt({0})",
+        host_functions={"cbrt": "lambda x: torch.sign(x) * x.abs().pow(1.0 / 3.0)"},
     ),
     # torch.sign(nan) is 0 where np.sign(nan) is nan: the host form follows torch, so a sign
     # folded at compile time or taken of a host scalar equals the one taken on the device
     _unary("sign", "sign(x)   (-1, 0 or 1; sign(0) = sign(nan) = 0, as torch.sign)", "torch.sign",
-           "np.sign(np.nan_to_num({0}))", sp.sign, foreach="sign", inplace="sign"),
+           "np.sign(np.nan_to_num({0}))", sp.sign, foreach="sign", inplace="sign",
+           host_functions={"sign": "torch.sign", "nan_to_num": "torch.nan_to_num"}),
     _unary("reciprocal", "1 / x   (unguarded, as published)", "torch.reciprocal", "(1.0 / {0})",
            lambda x: 1 / x, foreach="reciprocal", inplace="reciprocal"),
     Op(
@@ -407,6 +475,7 @@ _OPS: list[Op] = [
         foreach={"L": "torch._foreach_neg({0})"},
         inplace="{0}.neg_()",
         foreach_inplace={"L": "torch._foreach_neg_({0})"},
+        signs=(-1,),
     ),
     # --- reductions over the whole parameter group (the paper's tree semantics) --------------
     Op(
@@ -486,6 +555,11 @@ _OPS: list[Op] = [
 
 OPS: Mapping[str, Op] = {op.name: op for op in _OPS}
 """Every op, by name. The single source of truth."""
+
+HOST_FUNCTIONS: Mapping[str, str] = {name: fn for op in _OPS for name, fn in op.host_functions.items()}
+"""Every numpy function the host forms call -> the torch function computing it (for export)."""
+if any(HOST_FUNCTIONS[name] != fn for op in _OPS for name, fn in op.host_functions.items()):
+    raise ValueError("two ops name different torch functions for one numpy function")
 
 INFIX: Mapping[str, Op] = {op.infix: op for op in _OPS if op.infix}
 """The ops written as infix operators in program text (``+ - * /``)."""

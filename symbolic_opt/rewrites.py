@@ -32,7 +32,6 @@ import sympy as sp
 
 from . import ops
 from .analysis import Analysis, Ref, analyze
-from .codegen import fold_constant
 from .dataflow import base_name, fresh_name, names, replace_value, splice
 from .ir import Arg, Const, Program, Statement, Var
 from .kinds import Kind
@@ -137,7 +136,7 @@ def fold(ctx: _Context, i: int) -> Rewrite | None:
     op = ops.OPS[stmt.op]
     if not stmt.args or not all(isinstance(a, Const) for a in stmt.args) or op.host is None or ctx.returned(i):
         return None
-    value = fold_constant(op, [a.value for a in stmt.args])
+    value = op.fold([a.value for a in stmt.args])
     if value != value or value in (float("inf"), float("-inf")):
         return None
     exact = op.sympy(*(constant(a.value, a.name, exact=True) for a in stmt.args))

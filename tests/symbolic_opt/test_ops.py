@@ -234,3 +234,29 @@ def test_runtime_helpers():
     assert views[0].shape == (1,) and views[0].data_ptr() == scalars[0].data_ptr() and views[1] is scalars[1]
     plain = [torch.tensor(1.0)]
     assert runtime.writable(plain) is plain
+
+
+def test_each_op_names_the_torch_function_for_every_numpy_function_its_host_form_calls():
+    """The exported optimizer replaces numpy with torch using these entries (``export.py``)."""
+    for op in OPS.values():
+        called = set(re.findall(r"\bnp\.(\w+)", op.host or ""))
+        assert called == set(op.host_functions), op.name
+        for name, fn in op.host_functions.items():
+            assert ops.HOST_FUNCTIONS[name] == fn
+    with pytest.raises(ValueError, match="np.hypot"):
+        ops.Op(name="bad", arity=2, math="", sympy=lambda x, y: x, torch="torch.hypot({0}, {1})", host="np.hypot({0}, {1})")
+
+
+def test_fold_evaluates_the_host_form_in_float64_with_ieee_results():
+    assert OPS["power"].fold([0.9, 3.0]) == np.power(np.float64(0.9), 3.0)
+    assert OPS["exact_div"].fold([1.0, 0.0]) == math.inf
+    assert math.isnan(OPS["exact_div"].fold([0.0, 0.0]))
+    assert OPS["sign"].fold([math.nan]) == 0.0  # as torch.sign, not np.sign
+
+
+def test_the_facts_lowering_reads_from_the_op_table():
+    assert OPS["add"].signs == (1, 1) and OPS["sub"].signs == (1, -1) and OPS["negative"].signs == (-1,)
+    assert OPS["mul"].scales and not OPS["add"].scales
+    assert OPS["exact_div"].apply == "addcdiv" and OPS["mul"].apply == "addcmul" and OPS["div"].apply is None
+    assert OPS["exp"].out_template == "torch.exp({0})"
+    assert OPS["sqrt"].out_template is None  # torch.abs(x).sqrt_(): two calls
