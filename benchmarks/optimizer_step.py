@@ -198,7 +198,7 @@ def compile_times(repeats: int) -> dict[str, float]:
     and to load that source (Python's compile + exec), calling the stages directly so that
     ``compile_program``'s cache is not involved."""
     from symbolic_opt import analyze, parse
-    from symbolic_opt.codegen import generate
+    from symbolic_opt.codegen import generate, target
     from symbolic_opt.compiler import _load
     from symbolic_opt.lowering import plan
 
@@ -211,9 +211,9 @@ def compile_times(repeats: int) -> dict[str, float]:
         t1 = time.perf_counter()
         analysis = analyze(program)
         t2 = time.perf_counter()
-        eager = generate(plan(analysis), "eager")
+        eager = generate(plan(analysis, target("eager")))
         t3 = time.perf_counter()
-        generate(plan(analysis), "foreach")
+        generate(plan(analysis, target("foreach")))
         t4 = time.perf_counter()
         _load(eager.source, analysis.hash, "eager")
         t5 = time.perf_counter()

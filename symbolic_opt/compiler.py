@@ -24,7 +24,7 @@ import torch
 
 from . import runtime
 from .analysis import Analysis, analyze
-from .codegen import BACKENDS, generate
+from .codegen import BACKENDS, generate, target
 from .ir import Program
 from .kinds import Kind
 from .lowering import plan
@@ -89,7 +89,7 @@ def compile_program(program: Program, backend: str = "foreach") -> CompiledProgr
 @functools.lru_cache(maxsize=4096)
 def _compile(program: Program, backend: str) -> CompiledProgram:
     analysis = analyze(program)
-    generated = generate(plan(analysis), backend, function_name=f"{_identifier(program.name)}_{backend}")
+    generated = generate(plan(analysis, target(backend)), function_name=f"{_identifier(program.name)}_{backend}")
     namespace = _load(generated.source, analysis.hash, backend)
     if backend == "fused":
         graph = generated.graph_function or generated.function_name

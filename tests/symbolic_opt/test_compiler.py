@@ -588,3 +588,21 @@ def test_symopt_bench_refuses_an_unknown_suite_and_measures_compile_time():
     stages = module.compile_times(repeats=2)  # asserts the program has 20 statements
     assert set(stages) >= {"parse", "analyze", "generate (eager)", "load"}
     assert module.state_bytes_per_element() == {"symbolic_opt Lion": 4.0, "torch AdamW": 8.0, "symbolic_opt AdamW": 8.0}
+
+
+def test_the_plan_decides_for_its_target_and_only_its_emitter_writes_it():
+    """Buffers, out= writes and pieces are the plan's (lowering.py); the emitter takes the plan
+    of its own target only."""
+    from symbolic_opt.codegen import EMITTERS, generate, target
+    from symbolic_opt.lowering import OUT, plan
+
+    analysis = analyze(library.load("discovered"))
+    eager, foreach, fused = (plan(analysis, target(b)) for b in ("eager", "foreach", "fused"))
+    assert OUT in {pos for pos, _ in eager.inplace.values()}  # v's next value written with out=
+    assert OUT not in {pos for pos, _ in foreach.inplace.values()}
+    assert eager.tiled and foreach.tiled and not fused.tiled
+    assert generate(eager, "train_eager").source == compile_program(library.load("discovered"), "eager").source
+    with pytest.raises(ValueError, match="plan for 'eager'"):
+        EMITTERS["foreach"](eager, "step")
+    with pytest.raises(ValueError, match="unknown backend"):
+        target("jax")
