@@ -63,9 +63,8 @@ def bench_command(
 
     For the optimizer-step timing table, see `symopt speed`.
     """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from search.compare import WD_GRID, bench
+    from search.progress import Phase
 
     console = wide_console(highlight=False)
     if seeds < 2:
@@ -91,12 +90,10 @@ def bench_command(
             console.print(trainer.describe(*parse_task(spec)), markup=False)
         except (KeyError, ValueError) as exc:  # the comparison says so in its row and goes on
             console.print(f"{spec}: {exc.args[0] if exc.args else exc}", style="red", markup=False)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        bar = progress.add_task("tuning", total=len(resolved) * len(task))
+    with Phase(console, "bench: programs x tasks tuned", len(resolved) * len(task)) as phase:
 
         def done(cell) -> None:
-            progress.update(bar, advance=1, description=f"tuned {cell.program} on {cell.task}")
+            phase.done(f"tuned {cell.program} on {cell.task}")
 
         result = bench(resolved, task, seeds=seeds, lr_grid=lrs, wd_grid=wds, against=against, names=labels, on_cell=done)
     console.print(_table(result))

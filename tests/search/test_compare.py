@@ -93,5 +93,7 @@ def test_the_command_line_prints_the_table_says_what_it_dropped_and_writes_plots
     assert (tmp_path / "bench.md").is_file() and (tmp_path / "tuning-quadratic.png").is_file()
     cells = [r for r in (tmp_path / "bench.csv").read_text().splitlines()[1:]]
     assert len(cells) == 2  # the unknown program is a line, not a cell
+    assert "bench: programs x tasks tuned: 1 of 2 done" in result.output  # a line per cell off a terminal
+    assert "2 of 2 done" in result.output and "(tuned lion on quadratic)" in result.output
     assert CliRunner().invoke(app, ["bench", "lion", "--seeds", "1"]).exit_code == 1
     assert "symopt speed" in CliRunner().invoke(app, ["bench", "--help"]).output

@@ -80,6 +80,9 @@ def test_simplify_with_a_task():
     result = invoke("simplify", "discovered", "--task", "quadratic", "--task", "teacher_student")
     assert result.exit_code == 0
     assert "[3] drop g = clip(g, lr)" in result.stdout and "[3] drop g = arcsin(g)" in result.stdout
+    progress = [line for line in result.stdout.splitlines() if line.strip().startswith("stage 3:")]
+    assert progress[0].strip().startswith("stage 3: the program on entering stage 3 scored")
+    assert len(progress) >= 3 and "variant 2 scored" in progress[2]  # a line per program trained
     bad = invoke("simplify", "discovered", "--task", "imagenet")
     assert bad.exit_code == 1 and "unknown task imagenet" in bad.stderr
 
