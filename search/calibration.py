@@ -37,6 +37,7 @@ from symbolic_opt.loading import resolve_program
 from . import trainer
 from .fitness import headroom
 from .progress import Phase
+from .stats import mean as _mean
 from .suite import TaskSpec
 from .tuning import HeldOut, Setting, Sweep, held_out, validate
 
@@ -100,11 +101,11 @@ class Baseline:
 
     @property
     def valid_loss(self) -> float:
-        return math.fsum(self.valid_losses) / len(self.valid_losses)
+        return _mean(self.valid_losses)
 
     @property
     def test_loss(self) -> float:
-        return math.fsum(self.test_losses) / len(self.test_losses)
+        return _mean(self.test_losses)
 
 
 @dataclass(frozen=True)
@@ -223,10 +224,6 @@ def calibration(spec: TaskSpec) -> Calibration:
     return calibrate(spec)
 
 
-def _mean(xs) -> float:
-    return math.fsum(xs) / len(xs)
-
-
 class CalibrationError(RuntimeError):
     """A suite could not be calibrated (the baseline fails on a task, a worker was lost twice)."""
 
@@ -247,7 +244,8 @@ def calibrate_suite(store, pool, tasks, key: str, console, *, multipliers=MULTIP
     console.print(f"calibrating {len(tasks)} task(s): the warm start's best learning rate, and {grid.program} tuned "
                   f"on lr, beta1 and weight decay ({', '.join(t.key for t in tasks)})...", highlight=False)
     try:
-        with Phase(console, f"calibrating {key}", len(tasks), live=live) as phase:
+        with Phase(console, "calibrating" + (f" at scale {key.partition('@')[2]}" if "@" in key else ""), len(tasks),
+                   live=live) as phase:
             calibrations = pool.map(functools.partial(calibrate, multipliers=tuple(multipliers), warm_start=warm_start,
                                                       grid=grid), list(tasks), progress=phase)
     except CallError as exc:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 from symbolic_opt.ir import Program
 
 from . import trainer
-from .suite import seed_sets
+from .stats import mean as _mean, std as _std
+from .suite import parse_task, seed_sets
 from .tuning import HeldOut, Setting, Sweep, held_out, validate
 
 DECADES = tuple(10.0**k for k in range(-5, 3))
@@ -255,18 +255,6 @@ def tune(program: Program, label: str, task: str, valid_seeds: Sequence[int], te
     return Cell(label, task, chosen, losses, test.losses, tried, test.curves or (), on_edge, extra=extra)
 
 
-def parse_task(task: str) -> tuple[str, float]:
-    """``char_lm@10`` -> ``("char_lm", 10.0)``; ``ValueError`` for a bad scale."""
-    name, _, scale = task.partition("@")
-    try:
-        value = float(scale) if scale else 1.0
-    except ValueError:
-        raise ValueError(f"task {task!r}: the scale after '@' must be a number") from None
-    if not value > 0:
-        raise ValueError(f"task {task!r}: the scale must be positive")
-    return name, value
-
-
 def _best(sweeps: Sequence[Sweep]) -> tuple[Setting | None, tuple[float, ...]]:
     """The setting with the lowest mean validation loss over all sweeps, and its losses."""
     found = [(s.mean(s.best), s.settings[s.best], s.losses[s.best]) for s in sweeps if s.best is not None]
@@ -294,11 +282,3 @@ def _with(cell: Cell, **changes) -> Cell:
     import dataclasses
 
     return dataclasses.replace(cell, **changes)
-
-
-def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs) if xs else math.nan
-
-
-def _std(xs: Sequence[float]) -> float:
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .suite import parse_task
+
 PRESETS = Path(__file__).parent / "presets"
 
 
@@ -196,11 +198,7 @@ def task_choice(entry: Any) -> TaskChoice:
     """A task of a config: a table of ``TaskChoice``'s fields, or a string ``NAME[@SCALE]``
     (``char_lm@10``, ``mypkg.tasks:tiny_gpt``)."""
     if isinstance(entry, str):
-        name, _, scale = entry.partition("@")
-        try:
-            return TaskChoice(name, float(scale) if scale else 1.0)
-        except ValueError:
-            raise ValueError(f"task {entry!r}: the scale after '@' must be a number") from None
+        return TaskChoice(*parse_task(entry))
     if not isinstance(entry, Mapping):
         raise ValueError(f"a task is a name (NAME[@SCALE]) or a table of {', '.join(f.name for f in dataclasses.fields(TaskChoice))}, got {entry!r}")
     _check_keys(TaskChoice, entry, "[[tasks]]")

@@ -43,6 +43,7 @@ from symbolic_opt.ir import Program
 from . import trainer
 from .calibration import BASELINE, MULTIPLIERS, Calibration, calibration
 from .fitness import WORST, combine, task_score
+from .stats import mean as _mean
 from .suite import DEFAULT_SUITE, TaskSpec, default_tasks, suite
 from .training import Optimizer
 from .tuning import Sweep, held_out, validate
@@ -187,10 +188,6 @@ def _test_record(cal: Calibration, test) -> dict:
             record[f"test_{name}"] = _mean(values)
             record[f"baseline_test_{name}"] = _mean(b.test_metrics.get(name, (math.nan,)))
     return record
-
-
-def _mean(xs: Sequence[float]) -> float:
-    return math.fsum(xs) / len(xs)
 
 
 __all__ = [

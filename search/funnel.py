@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import statistics
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -28,6 +27,7 @@ from .calibration import calibrate_suite
 from .config import SearchConfig
 from .fitness import seed_scores
 from .progress import Phase, duration
+from .stats import mean as _mean, std as _std
 from .store import EvaluationRecord, Outcome, RunStore
 from .suite import TaskSpec, seed_sets
 
@@ -160,8 +160,8 @@ def verdict(outcome: Outcome, alpha: float) -> dict:
     t, p = stats.ttest_ind(ours, theirs, equal_var=False, alternative="greater")
     p = 1.0 if math.isnan(p) else float(p)  # equal constant samples: no evidence of a difference
     numbers = {
-        "n": len(ours), "valid_mean": statistics.fmean(ours), "valid_std": _std(ours),
-        "baseline_valid_mean": statistics.fmean(theirs), "baseline_valid_std": _std(theirs),
+        "n": len(ours), "valid_mean": _mean(ours), "valid_std": _std(ours),
+        "baseline_valid_mean": _mean(theirs), "baseline_valid_std": _std(theirs),
         "t": None if math.isnan(t) else float(t), "p": p,
         "test_mean": outcome.test_fitness, "test_std": _std(ours_test),
     }
@@ -186,10 +186,6 @@ def distinct(records: Sequence[EvaluationRecord], k: int) -> list[EvaluationReco
         if b is None or not any(other is not None and same_behaviour(b, other) for _, other in kept):
             kept.append((r, b))
     return [r for r, _ in kept]
-
-
-def _std(xs: Sequence[float]) -> float:
-    return statistics.stdev(xs) if len(xs) > 1 else 0.0
 
 
 def summary(verdict_: Mapping[str, Any]) -> str:

@@ -69,3 +69,15 @@ def suite(scale: float = 1.0, names: Sequence[str] = DEFAULT_SUITE, seeds: int =
     """``names`` at ``scale`` on ``seeds`` validation and as many held-out seeds."""
     valid, held = seed_sets(seeds)
     return tuple(TaskSpec(name, scale, valid, held) for name in names)
+
+
+def parse_task(task: str) -> tuple[str, float]:
+    """``char_lm@10`` -> ``("char_lm", 10.0)``; ``ValueError`` for a bad or non-positive scale."""
+    name, _, scale = task.partition("@")
+    try:
+        value = float(scale) if scale else 1.0
+    except ValueError:
+        raise ValueError(f"task {task!r}: the scale after '@' must be a number") from None
+    if not value > 0:
+        raise ValueError(f"task {task!r}: the scale must be positive")
+    return name, value
