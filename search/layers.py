@@ -4,8 +4,9 @@ Every activation carries a leading seed dimension ``S``: ``x[S, M, D]`` is ``M``
 of ``S`` independent models whose weights are ``w[S, D_in, D_out]``, so one ``bmm`` trains all
 seeds at once and no seed sees another's data or weights. The backward passes are written out
 (no autograd tape): a proxy model's step is then a few dozen tensor ops, which is what makes
-an evaluation take a fraction of a second. ``tests/search/test_tasks.py`` checks each task's
-gradients against autograd on the same forward ops.
+an evaluation take a fraction of a second. ``tests/search/test_layers.py`` checks each task's
+gradients along a training trajectory, at scales 1, 10 and 100, against autograd on the same
+forward ops (``autograd_loss_and_grad``) and against the exact float64 gradient.
 
 A forward returns ``(output, cache)``; the matching backward takes ``(d_output, cache)`` and
 returns ``d_input`` (``None`` where not needed) and the parameter gradients.
@@ -19,8 +20,80 @@ import torch
 
 from .flat import Param
 
-_aten = torch.ops.aten
 RMS_EPS = 1e-6
+
+
+# --- elementwise backward kernels: aten's private ones where they work -------------------------
+# aten's backward kernels are what autograd itself calls (so the MLP tasks' gradients are
+# autograd's bit for bit), but they are private: ``_softmax_backward_data`` took the input
+# tensor as its last argument before torch 1.11 and its dtype since. Each is probed once on a
+# small input with the signature called here; one that is missing, refuses the call or
+# disagrees with the public formula is replaced by the formula (the same math in public ops,
+# within a few float32 ulps; relu's exactly). ``kernels()`` says which are in use.
+
+_aten = torch.ops.aten
+
+
+def _threshold_backward(dy, y):
+    return _aten.threshold_backward(dy, y, 0.0)
+
+
+def _tanh_backward(dy, y):
+    return _aten.tanh_backward(dy, y)
+
+
+def _softmax_backward_data(dp, p):
+    return _aten._softmax_backward_data(dp, p, -1, p.dtype)
+
+
+def _relu_backward_public(dy, y):
+    return torch.where(y <= 0, 0.0, dy)  # threshold_backward's rule, nan and all
+
+
+def _tanh_backward_public(dy, y):
+    return dy * (1 - y * y)
+
+
+def _softmax_backward_public(dp, p):
+    return p * (dp - (dp * p).sum(-1, keepdim=True))
+
+
+PUBLIC_KERNELS = {"relu": _relu_backward_public, "tanh": _tanh_backward_public, "softmax": _softmax_backward_public}
+"""The public formulas, by the name of the forward op."""
+
+_PRIVATE_KERNELS = {"relu": _threshold_backward, "tanh": _tanh_backward, "softmax": _softmax_backward_data}
+_FORWARDS = {"relu": torch.relu, "tanh": torch.tanh, "softmax": lambda s: torch.softmax(s, -1)}
+
+
+def _probe_input() -> tuple[torch.Tensor, torch.Tensor]:
+    """A fixed ``[2, 3, 4]`` gradient and input with zeros and both signs (no RNG drawn)."""
+    x = torch.linspace(-1.5, 1.5, 24).view(2, 3, 4)
+    x[0, 0, 0] = 0.0
+    return torch.cos(torch.arange(24.0)).view(2, 3, 4), x
+
+
+def choose(private, public, *probe: torch.Tensor):
+    """``private`` if it runs on ``probe`` and agrees with ``public`` there, else ``public``."""
+    try:
+        if torch.allclose(private(*probe), public(*probe), rtol=1e-5, atol=1e-6):
+            return private
+    except Exception:  # noqa: BLE001 - whatever a private op does wrong, the formula stands in
+        pass
+    return public
+
+
+def _choose_kernels() -> dict:
+    dy, x = _probe_input()
+    return {k: choose(_PRIVATE_KERNELS[k], PUBLIC_KERNELS[k], dy, _FORWARDS[k](x)) for k in PUBLIC_KERNELS}
+
+
+KERNELS = _choose_kernels()
+"""The backward kernel in use for ``relu``, ``tanh`` and ``softmax``: aten's, or the public formula."""
+
+
+def kernels() -> dict[str, str]:
+    """Which backward kernels this torch runs: ``{"relu": "aten" or "public", ...}``."""
+    return {k: "aten" if f is _PRIVATE_KERNELS[k] else "public" for k, f in KERNELS.items()}
 
 
 # --- dense ------------------------------------------------------------------------------------
@@ -43,12 +116,17 @@ def linear_backward(dy, x, w, *, bias: bool = True, need_dx: bool = True):
 
 def relu_backward(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``dy * (y > 0)`` where ``y = relu(x)``."""
-    return _aten.threshold_backward(dy, y, 0.0)
+    return KERNELS["relu"](dy, y)
 
 
 def tanh_backward(dy: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``dy * (1 - y^2)`` where ``y = tanh(x)``."""
-    return _aten.tanh_backward(dy, y)
+    return KERNELS["tanh"](dy, y)
+
+
+def softmax_backward(dp: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """``p * (dp - sum(dp * p))`` over the last dimension, where ``p = softmax(s)``."""
+    return KERNELS["softmax"](dp, p)
 
 
 ACTIVATIONS = {"relu": (torch.relu, relu_backward), "tanh": (torch.tanh, tanh_backward)}
@@ -198,7 +276,7 @@ def attention_backward(dy: torch.Tensor, cache, wqkv, wo):
     dwo = torch.bmm(o.transpose(1, 2), dy)
     do = torch.bmm(dy, wo.transpose(1, 2)).view(s, b, seq, heads, dh).transpose(2, 3).reshape(s * b * heads, seq, dh)
     dv = torch.bmm(p.transpose(1, 2), do)
-    ds = _aten._softmax_backward_data(torch.bmm(do, v.transpose(1, 2)), p, -1, p.dtype).mul_(scale)
+    ds = softmax_backward(torch.bmm(do, v.transpose(1, 2)), p).mul_(scale)
     dq = torch.bmm(ds, k)
     dk = torch.bmm(ds.transpose(1, 2), q)
     if heads == 1:
@@ -231,3 +309,20 @@ def block_backward(dx2: torch.Tensor, cache, p: dict, prefix: str, grads: dict) 
     dx1 = dx2 + rms_norm_backward(dc, norm2)
     da, grads[prefix + "wqkv"], grads[prefix + "wo"] = attention_backward(dx1, att, wqkv, wo)
     return dx1 + rms_norm_backward(da, norm1)
+
+
+# --- the reference --------------------------------------------------------------------------------
+
+
+def autograd_loss_and_grad(problem, p: dict, batch: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """``problem.loss_and_grad`` with autograd in place of the hand-written backward: the same
+    forward ops, taped. Seeds are independent models, so the gradient of the sum of their
+    losses is each one's own. What the hand-written passes are checked against
+    (``tests/search/test_layers.py``) and timed against (``benchmarks/evaluation.py --backward``)."""
+    names = problem.layout.names
+    with torch.enable_grad():
+        leaves = {k: v.detach().requires_grad_() for k, v in p.items()}
+        loss, _ = problem.forward(leaves, batch)
+        grads = torch.autograd.grad(loss.sum(), [leaves[n] for n in names])
+    problem.layout.pack(grads, out=grad)
+    return loss.detach()
