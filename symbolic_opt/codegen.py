@@ -24,6 +24,7 @@ declares the ``Target`` it plans for. A new backend is a new emitter in ``EMITTE
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from . import ops
@@ -192,13 +193,15 @@ class _Emitter:
     # --- host scalars -----------------------------------------------------------------------
     def emit_host(self) -> None:
         """Scalar statements, once per step (constants were folded by the plan): on the host
-        (eager, foreach) or as 0-d tensors (fused)."""
+        (eager, foreach; fused, before its graph) or as tensors (tensor). Then the decay factor
+        and the hoisted coefficients (``Plan.hoisted``) where the plan puts them on the host."""
         pending = self.plan.host
         self.decay_name = None
+        self.coef_names: dict[Coef, str] = {}
         host_decay = self.plan.host_decay
-        if not pending and not host_decay:
+        if not pending and not host_decay and not self.plan.hoisted:
             return
-        host_scalars = self.TARGET.host_scalars
+        host_scalars = self.TARGET.host_scalars or self.TARGET.hoist
         if host_scalars:
             self.emit("with np.errstate(all='ignore'):  # scalars follow IEEE: inf and nan, never an exception")
             self.indent += 1
@@ -218,6 +221,12 @@ class _Emitter:
         if host_decay:
             self.decay_name = self.fresh("decay")
             self.emit(f"{self.decay_name} = {self.decay_expr()}  # decoupled weight decay: w <- w * (1 - A)")
+        for k in self.plan.hoisted:
+            coef = self.plan.terms[k].coef
+            if coef not in self.coef_names:
+                name = self.fresh("coef")
+                self.emit(f"{name} = {self.coef_text(coef)}  # a coefficient of the update, once")
+                self.coef_names[coef] = name
         if host_scalars:
             self.indent -= 1
 
@@ -270,8 +279,9 @@ class _Emitter:
         raise NotImplementedError
 
     def coef_text(self, coef: Coef) -> str:
-        text = " * ".join(self.ref_text(f) for f in coef.factors) or "1.0"
-        return text
+        if coef in self.coef_names:
+            return self.coef_names[coef]
+        return " * ".join(self.ref_text(f) for f in coef.factors) or "1.0"
 
     def decay_expr(self) -> str:
         parts = []
@@ -532,33 +542,54 @@ class _TensorEmitter(_LoopEmitter):
 
 
 class _FusedEmitter(_LoopEmitter):
-    """The per-tensor loop with every scalar a 0-d tensor, for ``torch.compile``."""
+    """The per-tensor loop for ``torch.compile``, inside a plain function that computes the
+    host values first (``Target.hoist``) and hands every scalar to the graph as a 0-d tensor."""
 
-    TARGET = Target("fused", host_scalars=False)
+    TARGET = Target("fused", host_scalars=False, hoist=True)
+
+    def emit_host(self) -> None:
+        # into the wrapper, not the graph
+        graph, self.lines = self.lines, []
+        super().emit_host()
+        self.host_lines, self.lines = self.lines, graph
+        self.host_values = [self.names[Ref("stmt", i)] for i in self.plan.host]
+        self.host_values += [self.decay_name] if self.decay_name else []
+        self.host_values += list(dict.fromkeys(self.coef_names.values()))
+
+    def apply_decay(self) -> None:
+        if self.decay_name:  # a 0-d tensor: multiplied, even by 1 (the graph cannot branch on it)
+            self.update_w("mul", [self.decay_name])
+        else:
+            super().apply_decay()
 
     def _emit_free(self, names: list[str]) -> None:
         pass  # a compiled graph plans its own memory
 
     def _source(self) -> str:
         positional, doc, clones = self.positional(), self.docstring(), self.clones()
-        # The fused step is a plain function around the graph torch.compile compiles, doing
-        # there what torch.compile (2.13, CPU) gets wrong: it drops a clone of an input that the
-        # graph writes afterwards and reads the new value instead (pytorch/pytorch#197829,
-        # #198131), and it drops writes to a 0-d float64 input (the buffers are passed as
-        # 1-element views instead).
+        # The fused step is a plain function around the graph torch.compile compiles. It runs
+        # the host statements (numpy float64, as eager does) and passes every scalar the graph
+        # reads as a 0-d tensor. It also does there what torch.compile (2.13, CPU) gets wrong:
+        # it drops a clone of an input that the graph writes afterwards and reads the new value
+        # instead (pytorch/pytorch#197829, #198131), and it drops writes to a 0-d float64 input
+        # (the buffers are passed as 1-element views instead).
         outer = self.function_name
-        self.function_name = self.graph_function = f"{outer}_graph"
+        self.graph_function = f"{outer}_graph"
+        body = self.lines or ["    pass"]
+        code = "\n".join(line.split("  # ")[0] for line in body)
+        scalars = [c for c in [*self.scalar_code.values(), *self.host_values] if re.search(rf"\b{c}\b", code)]
         graph_args = positional + [c for c, _ in self.clone_lists]
-        inner = "\n".join([self.signature(graph_args), doc, *self.bind_renamed_scalars(), *(self.lines or ["    pass"])])
-        self.function_name = outer
+        head = f"def {self.graph_function}({', '.join(graph_args + scalars)}):"
+        inner = "\n".join([head, doc, *body])
         written = [p for p in positional if p != "g_list"]
-        prepare = [f"    {p} = _rt.writable({p})" for p in written]
-        passed = [f"{s}={s}" for s in self.scalars if self.scalar_code[s] == s]
-        passed += [f"**{self.kwargs_name}"] if self.kwargs_name else []
-        call = f"    {self.graph_function}({', '.join(graph_args + passed)})"
-        outer_doc = f'    """fused step of {self.program.name}: prepares the buffers, then runs the compiled graph."""'
-        return inner + "\n\n\n" + "\n".join([self.signature(positional), outer_doc, *prepare, *clones, call]) + "\n"
-
+        prepare = ["    if not w_list:", "        return"] + [f"    {p} = _rt.writable({p})" for p in written]
+        passed = graph_args + ([f"*_rt.device_scalars(w_list[0], {', '.join(scalars)})"] if scalars else [])
+        call = f"    {self.graph_function}({', '.join(passed)})"
+        outer_doc = (f'    """fused step of {self.program.name}: the host values once, then the compiled graph, '
+                     'every scalar a 0-d tensor."""')
+        wrapper = [self.signature(positional), outer_doc, *self.bind_renamed_scalars(), *prepare, *clones,
+                   *self.host_lines, call]
+        return inner + "\n\n\n" + "\n".join(wrapper) + "\n"
 
 
 class _ForeachEmitter(_Emitter):

@@ -66,6 +66,11 @@ class Target:
     """A statement may write a state's next value straight into its buffer with ``out=``."""
     pieces: bool = False
     """Elementwise steps may run on pieces of large tensors (``runtime.chunks`` / ``tiles``)."""
+    hoist: bool = False
+    """Scalars are tensors in the device code, but every value that depends only on ``lr``,
+    ``step`` and hyperparameters is computed once per step on the host (float64), before it, and
+    reaches it as one 0-d tensor (``torch.compile``: a new value is new data, never a new graph,
+    and no kernel recomputes ``1 - beta1 ** step`` per element)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +146,9 @@ class Plan:
     """Whether the step runs on pieces of the tensors (``_plan_pieces``)."""
     writeback: tuple[tuple[str, Ref], ...] = ()
     """(state, value) copied into the state's buffer at the end: the next values not already there."""
+    hoisted: tuple[int, ...] = ()
+    """Terms (positions in ``terms``) whose coefficient, a product of host values, is computed
+    once on the host and reaches the device code as one scalar (``Target.hoist``)."""
 
     @cached_property
     def position(self) -> dict[int, int]:
@@ -186,6 +194,11 @@ class Plan:
 
     def coef_host(self, coef: Coef) -> bool:
         return all(self.is_number(f) for f in coef.factors)
+
+    def on_host(self, ref: Ref) -> bool:
+        """Whether the value is computed on the host (a number there; in the device code a
+        number, or a 0-d tensor with ``Target.hoist``)."""
+        return self.is_number(ref) or (self.target.hoist and self.analysis.kind(ref) is Kind.SCALAR)
 
     def inplace_template(self, op: ops.Op, refs: list[Ref]) -> str | None:
         """``op``'s in-place form for these arguments (argument 0 overwritten) in this target."""
@@ -236,8 +249,12 @@ def plan(analysis: Analysis, target: Target) -> Plan:
     end_level = max([end_level] + loop_levels)
     folded, host = _fold(analysis, host)
     p = Plan(analysis, target, decay, terms, absorbed, host, device, level, at_barrier, end_level, folded)
-    p = replace(p, host_decay=bool(decay) and all(p.coef_host(c) for c in decay),
+    p = replace(p, host_decay=bool(decay) and all(p.on_host(f) for c in decay for f in c.factors),
                 terms=tuple(replace(t, form=_form(p, t)) for t in terms))
+    if target.hoist:
+        p = replace(p, hoisted=tuple(
+            k for k, t in enumerate(p.terms) if len(t.coef.factors) > 1 and all(p.on_host(f) for f in t.coef.factors)
+        ))
     p = replace(p, clone_sources=_clone_sources(analysis))
     inplace, in_state = _plan_buffers(p)
     p = replace(p, inplace=inplace, in_state=in_state)

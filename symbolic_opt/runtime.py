@@ -22,6 +22,14 @@ def scalar_like(value, like: torch.Tensor) -> torch.Tensor:
     return torch.full((), float(value), dtype=like.dtype, device=like.device)
 
 
+def device_scalars(like: torch.Tensor, *values) -> list[torch.Tensor]:
+    """Host numbers (or 0-d tensors) as 0-d tensors on ``like``'s device, for a compiled graph
+    (fused backend): a new value is new data, never a new graph. float32, or float64 for
+    float64 tensors (bf16 would round beta2 = 0.999 to 1.0)."""
+    dtype = torch.float64 if like.dtype == torch.float64 else torch.float32
+    return [torch.tensor(float(v), dtype=dtype, device=like.device) for v in values]
+
+
 def _acc(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype == torch.float64 else t.float()
 

@@ -18,13 +18,15 @@ import typer
 from rich.console import Console
 from rich.syntax import Syntax
 
-from ..analysis import analyze
+from ..analysis import Ref, analyze
 from ..canonical import canonical_hash
+from ..codegen import target
 from ..compiler import compile_program
 from ..dataflow import prune
 from ..errors import ProgramError
 from ..ir import Program
 from ..loading import resolve_program
+from ..lowering import plan
 from ..printer import format_statement, print_program
 from ..symbolic import symbolic, tree_size
 from . import app
@@ -123,6 +125,9 @@ def show(
             console.print(f"  {s}: dead (written before it is read: carries nothing, no buffer)", markup=False)
     if not prog.state:
         console.print("  (none)")
+    console.rule(f"on the host, once per step ({backend})")
+    for line in host_statements(analysis, backend):
+        console.print(f"  {line}", markup=False)
     console.rule("mathematics (primes: next values; epsilon_div: the 1e-8 guard of '/')")
     size = tree_size(prog)
     if size > MAX_TREE:
@@ -134,6 +139,39 @@ def show(
     print_code(console, compiled.source)
     if run is not None:
         _print_run_record(console, analysis.hash, run)
+
+
+def host_statements(analysis, backend: str) -> list[str]:
+    """What the compiled step computes once per step rather than per element: the statements
+    that depend only on lr, step and hyperparameters (folded when they depend on constants
+    alone), the decay factor and the update's coefficients where the plan hoists them."""
+    p = plan(analysis, target(backend))
+    body = analysis.program.body
+    where = "host, float64" if p.target.host_scalars or p.target.hoist else "as tensors, before the loop"
+
+    def name(ref: Ref) -> str:
+        if ref.source == "stmt":
+            return body[ref.key].target
+        return repr(ref.key) if ref.source == "const" else str(ref.key)
+
+    def product(coef) -> str:
+        return " * ".join(name(f) for f in coef.factors) or "1"
+
+    lines = []
+    for i, stmt in enumerate(body):
+        ref = Ref("stmt", i)
+        if ref in p.folded:
+            lines.append(f"{format_statement(stmt)}   (folded at compile time: {p.folded[ref]!r})")
+        elif i in p.host:
+            lines.append(f"{format_statement(stmt)}   ({where})")
+    if p.host_decay:
+        decay = " ".join(("+ " if c.negate else "- ") + product(c) for c in p.decay)
+        lines.append(f"decay = 1 {decay}   (host, float64: the decoupled weight decay w <- w * decay)")
+    for k in p.hoisted:
+        lines.append(f"coef = {product(p.terms[k].coef)}   (host, float64: the update's coefficient)")
+    if not lines:
+        lines.append("nothing: every statement runs on the parameters")
+    return lines
 
 
 def _print_run_record(console: Console, program_hash: str, run: Path) -> None:

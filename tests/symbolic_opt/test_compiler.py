@@ -606,3 +606,44 @@ def test_the_plan_decides_for_its_target_and_only_its_emitter_writes_it():
         EMITTERS["foreach"](eager, "step")
     with pytest.raises(ValueError, match="unknown backend"):
         target("jax")
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["adamw", "nadam", "radam", "lamb"])
+def test_fused_step_using_library_programs_match_the_reference(name):
+    """Their host statements (bias corrections, NAdam's mu product, RAdam's rectification)
+    run before the graph, in float64 as eager's do; torch.compile may fuse multiply-adds."""
+    program = library.load(name)
+    if not {s.op for s in program.body} <= set(REFERENCE_OPS):
+        pytest.skip("an op the reference does not know")
+    check_against_reference(program, ("fused",), steps=3, device_scalars=True, rtol=1e-6, atol=1e-9)
+
+
+def test_fused_computes_host_values_once_outside_the_graph():
+    """AdamW's 1 - beta1 ** step and friends: numpy in the wrapper, one 0-d tensor each in the
+    graph, which computes nothing of them per element."""
+    compiled = compile_program(library.load("adamw"), "fused")
+    graph, wrapper = compiled.source.split("\n\n\n")
+    assert "pow" not in graph and "np." not in graph
+    assert "np.power(beta1, step)" in wrapper and "decay = 1 - lr * wd" in wrapper
+    assert re.search(r"def \w+_graph\(.*\bstep_size\b.*\bdecay\b", graph)
+    assert "w.mul_(decay)" in graph and "_rt.device_scalars(w_list[0]" in wrapper
+    # Lion's coefficient lr * wd stays in the decay; a two-factor coefficient is hoisted whole
+    program = parse("def train(w, g, lr, beta=0.5):\n    u = sign(g)\n    u = u * beta\n    u = u * lr\n    return u\n")
+    graph, wrapper = compile_program(program, "fused").source.split("\n\n\n")
+    assert re.search(r"coef = \w+ \* \w+", wrapper) and re.search(r"w\.sub_\(\w+ \* coef\)", graph)
+    check_against_reference(program, ("fused",), steps=2, device_scalars=True, rtol=1e-6, atol=1e-9)
+
+
+def test_symopt_show_says_which_statements_run_on_the_host():
+    from typer.testing import CliRunner
+
+    from symbolic_opt.cli import app
+
+    result = CliRunner().invoke(app, ["show", "adamw", "--backend", "fused"])
+    assert result.exit_code == 0, result.output
+    host = result.output.split("on the host, once per step (fused)")[1].split("mathematics")[0]
+    assert "bias1 = 1.0 - _t2   (host, float64)" in host and "step_size = exact_div(lr, bias1)" in host
+    assert "decay = 1 - lr * wd" in host and "interp" not in host
+    result = CliRunner().invoke(app, ["show", "signsgd", "--backend", "eager"])
+    assert "nothing: every statement runs on the parameters" in result.output or "decay" in result.output

@@ -137,3 +137,31 @@ def test_bf16_parameters_with_lerp_compile_and_track_eager():
     scalars = [t for cache in used[-1]._device_scalars.values() for t in cache.values()]
     assert scalars and all(t.dtype == torch.float32 for t in scalars)
     assert all(t.dtype == torch.bfloat16 for p in used[-1].state.values() for k, t in p.items() if k != "step")
+
+
+def test_no_recompile_when_step_lr_or_hyperparameters_change_in_a_step_using_program():
+    """AdamW reads step (bias corrections): a new step, lr, beta or weight decay every call is
+    new data for the same graph."""
+    model, x, y = make_mlp()
+    opt = SymbolicOptimizer(model.parameters(), "adamw", lr=1e-3, wd=0.1, backend="fused")
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))
+
+    def train(steps):
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+            scheduler.step()
+
+    before = _graphs_compiled()
+    train(1)
+    assert _graphs_compiled() - before <= 1
+    warm = _graphs_compiled()
+    steps = set()
+    for beta1, beta2, wd in ((0.9, 0.999, 0.1), (0.5, 0.99, 0.0), (0.95, 0.9, 0.3)):
+        opt.param_groups[0].update(beta1=beta1, beta2=beta2, wd=wd)
+        for _ in range(4):
+            train(1)
+            steps.add(float(next(iter(opt.state.values()))["step"]))
+    assert len(steps) == 12  # a new step every call
+    assert _graphs_compiled() == warm
