@@ -27,6 +27,15 @@ repeats of the mean step time of a short batch, after warm-up (the fused backend
 during warm-up). Bandwidths are the fastest of 20 runs: a floor is what the machine can do. Other processes on the machine add noise: compare the ratios, which come
 from the same run, rather than absolute times across runs.
 
+The library table (``--library``, or ``--only-library``): every program of ``programs/``
+on the fused, foreach and eager backends, against torch.optim's fused and foreach
+implementation of the same algorithm where torch has one (``TORCH_EQUIVALENTS``), and against
+the program's own floor: its bytes (reads w, g and each tensor state; writes w and each state:
+``4 * (3 + 2 * S)`` per fp32 element) at the read-modify-write bandwidth of ``a.add_(b)``
+measured among the rows (a row of its own, so it sees the same noise). One program at a time:
+its rows, torch's and the floor interleaved, each figure the best of the repeats. Targets
+(issue 11): fused within 1.1x torch's fused step where torch has one, else within 1.3x the floor.
+
 Targets (issue 2): fused <= 1.3x the floor on (a) and >= 5x faster than lion-pytorch's
 default there; foreach no slower than lion-pytorch's foreach on both suites. Also printed:
 optimizer state bytes per parameter element, and the time to parse + analyze + generate
@@ -83,6 +92,145 @@ def train(w, g, m, v, lr, step, beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01):
     update = update * lr
     return update, m, v
 """
+
+
+TORCH_EQUIVALENTS: dict[str, tuple[str, dict]] = {
+    # library program -> (torch.optim class, its arguments); lr and the programs' defaults otherwise
+    "adam": ("Adam", {}),
+    "adamw": ("AdamW", {"weight_decay": 0.01}),
+    "adam_amsgrad": ("Adam", {"amsgrad": True}),
+    "adamw_amsgrad": ("AdamW", {"amsgrad": True, "weight_decay": 0.01}),
+    "adagrad": ("Adagrad", {}),
+    "adamax": ("Adamax", {}),
+    "nadam": ("NAdam", {}),
+    "radam": ("RAdam", {}),
+    "rmsprop": ("RMSprop", {}),
+    "rmsprop_centered": ("RMSprop", {"centered": True}),
+    "rmsprop_momentum": ("RMSprop", {"momentum": 0.9}),
+    "rmsprop_centered_momentum": ("RMSprop", {"centered": True, "momentum": 0.9}),
+    "sgd": ("SGD", {"momentum": 0.9}),
+}
+PROGRAM_HYPERPARAMETERS: dict[str, dict] = {"sgd": {"momentum": 0.9}}
+"""Hyperparameters the library table sets (SGD with momentum, as torch's row)."""
+FUSED_TARGET, FLOOR_TARGET = 1.1, 1.3
+
+
+def _torch_has_fused(cls) -> bool:
+    import inspect
+
+    return "fused" in inspect.signature(cls).parameters
+
+
+def library_rows(name: str) -> list[Row]:
+    """The rows of one library program: ours on each backend, torch's equivalents."""
+    import symbolic_opt
+
+    hyper = PROGRAM_HYPERPARAMETERS.get(name, {})
+
+    def ours(backend: str):
+        return lambda ps: symbolic_opt.SymbolicOptimizer(ps, name, lr=LR, backend=backend, **hyper)
+
+    out = [Row(f"{name} {b}", ours(b)) for b in ("fused", "foreach", "eager")]
+    if name in TORCH_EQUIVALENTS:
+        cls_name, kwargs = TORCH_EQUIVALENTS[name]
+        cls = getattr(torch.optim, cls_name)
+        if _torch_has_fused(cls):
+            out.append(Row("torch fused", lambda ps: cls(ps, lr=LR, fused=True, **kwargs)))
+        out.append(Row("torch foreach", lambda ps: cls(ps, lr=LR, foreach=True, **kwargs)))
+    return out
+
+
+class _AddStep:
+    """``a.add_(b)`` on tensors of 1.5 x the suite's elements, as an optimizer-like row: the
+    read-modify-write bandwidth, measured among the rows it is the floor of."""
+
+    def __init__(self, elements: int):
+        self.a, self.b = torch.randn(elements * 3 // 2), torch.randn(elements * 3 // 2)
+
+    def step(self) -> None:
+        self.a.add_(self.b)
+
+    def bandwidth(self, seconds: float) -> float:
+        return 3 * self.a.numel() * self.a.element_size() / seconds
+
+
+def floor_bytes(name: str) -> int:
+    """Bytes per fp32 element a step of the program must move: reads w, g, each tensor state;
+    writes w and each state."""
+    import programs
+
+    from symbolic_opt import compile_program
+    from symbolic_opt.kinds import Kind
+
+    compiled = compile_program(programs.load(name), "eager")
+    states = sum(1 for k in compiled.state_kinds.values() if k is Kind.TENSOR)
+    return 4 * (3 + 2 * states)
+
+
+def time_library_program(name: str, suite: str, repeats: int, steps: int, warmup: int) -> dict[str, float]:
+    """Best over ``repeats`` of the mean step time of a batch of ``steps``, per row of one
+    program, interleaved in a shuffled order; ``"floor"``: its floor at the r-m-w bandwidth
+    measured among them."""
+    sizes = SUITES[suite][1]
+    live = []
+    for i, row in enumerate(library_rows(name)):
+        opt = row.make(parameters(sizes, seed=i))
+        for _ in range(warmup):
+            opt.step()
+        live.append((row.name, opt))
+    add = _AddStep(sum(sizes))
+    for _ in range(warmup):
+        add.step()
+    live.append(("a.add_(b)", add))
+    samples: dict[str, list[float]] = {n: [] for n, _ in live}
+    rng = random.Random(0)
+    order = list(live)
+    for _ in range(repeats):
+        rng.shuffle(order)
+        for row_name, opt in order:
+            start = time.perf_counter()
+            for _ in range(steps):
+                opt.step()
+            samples[row_name].append((time.perf_counter() - start) / steps)
+    best = {n: min(v) for n, v in samples.items()}
+    best["floor"] = floor_bytes(name) * sum(sizes) / add.bandwidth(best.pop("a.add_(b)"))
+    del live, order
+    gc.collect()
+    return best
+
+
+def library_table(suites: list[str], repeats: int, steps: int, warmup: int, names: list[str] | None = None) -> str:
+    """Every library program's fused, foreach and eager step against torch's fused and
+    foreach equivalents and against its floor (module docstring), as a Markdown table."""
+    import programs
+
+    names = names or programs.names()
+    head = ("| suite | program | fused ms | foreach ms | eager ms | torch fused ms | torch foreach ms | floor ms "
+            "| fused / torch fused | fused / floor | foreach / torch foreach | target |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for suite in suites:
+        for name in names:
+            t = time_library_program(name, suite, repeats, steps, warmup)
+            fused, floor = t[f"{name} fused"], t["floor"]
+            tf, tfe = t.get("torch fused"), t.get("torch foreach")
+            if tf is not None:
+                verdict = f"{'met' if fused <= FUSED_TARGET * tf else 'missed'} (<= {FUSED_TARGET}x torch fused)"
+            else:
+                verdict = f"{'met' if fused <= FLOOR_TARGET * floor else 'missed'} (<= {FLOOR_TARGET}x floor)"
+
+            def ms(x):
+                return "" if x is None else f"{x * 1e3:.2f}"
+
+            def ratio(a, b):
+                return "" if a is None or b is None else f"{a / b:.2f}"
+
+            lines.append(
+                f"| {SUITES[suite][0]} | {name} | {ms(fused)} | {ms(t[f'{name} foreach'])} | {ms(t[f'{name} eager'])} "
+                f"| {ms(tf)} | {ms(tfe)} | {ms(floor)} | {ratio(fused, tf)} | {ratio(fused, floor)} "
+                f"| {ratio(t[f'{name} foreach'], tfe)} | {verdict} |"
+            )
+            print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 @dataclass
@@ -240,6 +388,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats: a rough table in seconds")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1), help="torch intra-op threads")
     parser.add_argument("--repeats", type=int, default=None, help="timed batches per row (default 15, quick 4)")
+    parser.add_argument("--library", action="store_true", help="also the table of every library program")
+    parser.add_argument("--only-library", action="store_true", help="only the library table")
+    parser.add_argument("--programs", default=None, help="library programs for the table (default: all), comma-separated")
     args = parser.parse_args(argv)
     suites = [s.strip() for s in args.suite.split(",") if s.strip()]
     unknown = [s for s in suites if s not in SUITES]
@@ -250,6 +401,13 @@ def main(argv: list[str] | None = None) -> None:
     steps, warmup = (2, 2) if args.quick else (4, 5)
 
     print(f"machine: {machine()}")
+    if args.library or args.only_library:
+        names = [n.strip() for n in args.programs.split(",")] if args.programs else None
+        print("library programs, step time (best of repeats), one program at a time with its anchors:", flush=True)
+        table = library_table(suites, repeats, steps, warmup, names)
+        print("\n" + table)
+        if args.only_library:
+            return
     elements = sum(SUITES[suites[0]][1])  # both suites hold 16M elements
     bandwidth = copy_bandwidth(repeats=20, elements=elements * 3 // 2)
     rmw = rmw_bandwidth(repeats=20, elements=elements * 3 // 2)
