@@ -13,6 +13,14 @@ they differ). Three grades:
   factor ``|m| / (|m| + 1e-8)`` and are both 0 at ``m = 0``);
 * nothing else: a caller falls back to a numeric check.
 
+A ``guard`` proof names the guarded denominators in the difference (``Proof.guarded``):
+where one of them is near 1e-8 or below, the two sides part by more than rounding.
+
+Where no proof is found, ``boundary_points`` tells a numeric search where to look for a
+counterexample: the zeros of every argument at which a piecewise op switches (``sign``,
+``|.|``, ``max``, ``min``), solved for one unknown. Two programs that part only in a narrow
+band of inputs part next to the band's edges, and the edges are such zeros.
+
 Non-arithmetic subterms (``asin(...)``, ``Max``, a reduction...) that appear on both sides
 are first replaced by real symbols, so sympy reasons about ``sqrt(x**2) = |x|`` without
 wondering whether ``x`` is real. That is sound over the reals: an identity for every real
@@ -39,6 +47,8 @@ class Proof:
     grade: str
     """``exact``, ``rounding``, ``guard`` (sympy proofs) or ``numeric`` (evidence)."""
     detail: str
+    guarded: tuple[str, ...] = ()
+    """For ``guard``: the denominators the guard is added to where the two sides differ."""
 
     @property
     def symbolic(self) -> bool:
@@ -115,7 +125,21 @@ def _holds_at(diff: sp.Expr, condition: sp.Eq) -> bool:
     return False
 
 
-def _show(expr: sp.Expr) -> str:
+def guarded_denominators(expr: sp.Expr) -> list[sp.Expr]:
+    """Each ``y`` that ``expr`` divides by as ``y + epsilon_div`` (the guarded ``/``), once."""
+    found: list[sp.Expr] = []
+    for p in sp.preorder_traversal(expr):
+        if isinstance(p, sp.Pow) and p.exp.is_negative and isinstance(p.base, sp.Add) \
+                and DIV_GUARD_SYMBOL in p.base.args:
+            y = p.base - DIV_GUARD_SYMBOL
+            if y not in found:
+                found.append(y)
+    return found
+
+
+def show(expr: sp.Expr) -> str:
+    """``expr`` for reading: numbers to 4 significant digits."""
+    expr = expr.xreplace({r: sp.Float(r, 6) for r in expr.atoms(sp.Rational) if not r.is_Integer})
     expr = sp.N(expr, 6)
     return sp.sstr(expr.xreplace({f: sp.Float(f, 4) for f in expr.atoms(sp.Float)}), full_prec=False)
 
@@ -151,9 +175,64 @@ def _prove(lhs: sp.Expr, rhs: sp.Expr, guard: bool) -> Proof | None:
     if not zero or not all(_holds_at(diff, c) for c in conditions):
         return None
     back = {s: e for e, s in table.items()}
-    where = ", ".join(_show((c.lhs - c.rhs).xreplace(back)) + " = 0" for c in conditions)
+    guarded = tuple(show(y.xreplace(back)) for y in guarded_denominators(diff))
+    where = ", ".join(show((c.lhs - c.rhs).xreplace(back)) + " = 0" for c in conditions)
     extra = f"; at {where}, where the unguarded form is 0/0, both are equal with the guard" if conditions else ""
     return Proof(
         "guard",
         f"sympy: equal up to the division guard (the 1e-8 added to denominators, taken to 0){extra}",
+        guarded,
     )
+
+
+# --- where to look for a counterexample -------------------------------------------------------
+_KINK_MAX_OPS = 30
+"""Larger switching arguments are not handed to ``solve``."""
+
+
+def kinks(exprs: list[sp.Expr]) -> list[sp.Expr]:
+    """The arguments at whose zeros a piecewise op in ``exprs`` switches, each once:
+    ``a`` for ``sign(a)`` and ``|a|``, ``x - y`` for ``max(x, y)`` and ``min(x, y)``.
+    Arguments that hold a reduction (an uninterpreted function) are left out."""
+    found: list[sp.Expr] = []
+    for e in exprs:
+        for p in sp.preorder_traversal(sp.sympify(e)):
+            if isinstance(p, (sp.sign, sp.Abs)):
+                args = [p.args[0]]
+            elif isinstance(p, (sp.Max, sp.Min)):
+                args = [x - y for x, y in zip(p.args, p.args[1:])]
+            elif isinstance(p, sp.Piecewise):
+                args = [c.lhs - c.rhs for _, c in p.args if isinstance(c, sp.core.relational.Relational)]
+            else:
+                continue
+            for a in args:
+                if a.free_symbols and not a.atoms(sp.core.function.AppliedUndef) and a not in found:
+                    found.append(a)
+    return found
+
+
+def boundary_points(
+    exprs: list[sp.Expr], unknowns: list[sp.Symbol], limit: int = 32
+) -> list[tuple[sp.Symbol, sp.Expr, sp.Expr]]:
+    """``(x, root, kink)``: ``kink = 0`` solved for the unknown ``x`` (a function of the other
+    symbols), for each kink of ``exprs`` and each unknown it holds, at most ``limit``. A kink
+    sympy cannot solve, or that is too large to try, gives nothing."""
+    out: list[tuple[sp.Symbol, sp.Expr, sp.Expr]] = []
+    for kink in kinks(exprs):
+        if sp.count_ops(kink) > _KINK_MAX_OPS:
+            continue
+        for x in unknowns:
+            if x not in kink.free_symbols:
+                continue
+            try:
+                roots = sp.solve(kink, x)
+            except (NotImplementedError, ValueError, TypeError, ArithmeticError, RecursionError, AttributeError):
+                continue
+            for root in roots:
+                if isinstance(root, sp.Piecewise):  # |x| = c solved for x: c's branch where it holds
+                    root = root.args[0].expr
+                if isinstance(root, sp.Expr) and not root.has(sp.nan, sp.zoo, sp.I):
+                    out.append((x, root, kink))
+                    if len(out) >= limit:
+                        return out
+    return out
