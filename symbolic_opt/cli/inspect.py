@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 
 from ..analysis import analyze
-from ..equivalence import compare
+from ..equivalence import DIV_GUARD, DRAWS, STEPS, TRIALS, compare
 from ..export import ExportError, export
 from ..printer import print_program
 from ..simplify import simplify
@@ -100,22 +100,33 @@ def diff_command(
     a: str = typer.Argument(..., help="the first program"),
     b: str = typer.Argument(..., help="the second program"),
     run: Optional[Path] = typer.Option(None, "--run", help="a search run directory for programs given by hash"),
-    trials: int = typer.Option(4, min=1, help="numeric check: independent random input sequences"),
-    steps: int = typer.Option(6, min=1, help="numeric check: steps per sequence"),
+    trials: int = typer.Option(
+        TRIALS, min=1, help="numeric check: training-like runs from zero state (gradients of drifting scale and sign)"),
+    steps: int = typer.Option(STEPS, min=1, help="numeric check: steps per run"),
+    draws: int = typer.Option(
+        DRAWS, min=0, help="numeric check: batches of 512 states set directly, 0 to 1e6 times |g| (0: none)"),
     seed: int = typer.Option(0, help="numeric check: random seed"),
     rtol: float = typer.Option(1e-4, help="numeric check: relative tolerance"),
 ) -> None:
     """Whether two programs are the same optimizer, and where they differ.
 
-    Decided by canonical form, a sympy proof, or numbers on random inputs.
-    Exit status: 0 the same, 1 different, 2 bad input.
+    Decided by canonical form, a sympy proof, or a search for a
+    counterexample: training-like runs, states set directly, and points
+    sympy picks beside each kink (sign, abs, max, min).
+
+    Exit status: 0 the same (also the same up to the 1e-8 division guard,
+    said as such), 1 different, 2 bad input.
     """
     pa, pb = load_program(a, run, code=2), load_program(b, run, code=2)
-    verdict = compare(pa, pb, trials=trials, steps=steps, seed=seed, rtol=rtol)
+    verdict = compare(pa, pb, trials=trials, steps=steps, draws=draws, seed=seed, rtol=rtol)
     console = Console(highlight=False, soft_wrap=True)
     console.print(f"A: {a}    B: {b}", markup=False)
     word = "equivalent" if verdict.equivalent else "different"
+    if verdict.up_to_guard:
+        word = f"equivalent up to the {DIV_GUARD:.0e} division guard".replace("e-0", "e-")
     console.print(f"{word} ({verdict.how}): {verdict.detail}", markup=False)
+    if verdict.up_to_guard:
+        console.print(f"where it matters: {verdict.guard}", markup=False)
     if verdict.state_pairs:
         console.print("state: " + ", ".join(f"A's {s} = B's {t}" for s, t in verdict.state_pairs.items()), markup=False)
     only_a, only_b = verdict.unpaired
