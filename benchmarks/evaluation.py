@@ -1,7 +1,9 @@
 """How long one evaluation of the default proxy suite takes: with the lr grid, at one lr, and
-against the limit it is measured by.
+against the limit it is measured by; and (``--backward``) what the proxy tasks' hand-written
+backward passes save over autograd.
 
     python benchmarks/evaluation.py [--repeats 10] [--scale 1] [--tasks quadratic,teacher_student,...]
+    python benchmarks/evaluation.py --backward [--repeats 7] [--scales 1,10,100] [--tasks ...]
 
 Rows, all in this process on one torch thread, interleaved so machine noise hits all alike:
 
@@ -17,12 +19,27 @@ Rows, all in this process on one torch thread, interleaved so machine noise hits
 Calibration (the warm start's peak, AdamW tuned; once per run in a search) is done first and
 never timed. Target: the grid at most 2x the one-lr evaluation; a compiled candidate within
 1.2x of the limit.
+
+``--backward``: for every task at every scale (default: all tasks, at the proxy's 1 and the
+funnel's 10 and 100), a training step as an evaluation runs it (the gradient of every row,
+then the hand-written AdamW step on the flat buffer) on the rows of its lr grid: 5 multipliers
+x 3 seeds at scale 1, x 5 seeds (the funnel's) above. Four variants, interleaved in each
+repeat so machine noise hits all alike: the hand-written backward (``Problem.loss_and_grad``),
+autograd on the same forward (``layers.autograd_loss_and_grad``), the hand-written again
+(its ratio to the first is the noise), and the hand-written with the public formulas in place
+of aten's private backward kernels (what a torch that broke them would cost). Each time is
+CPU seconds per step over enough steps to take 0.3 s (at most the task's whole run), best of
+the repeats; quote ratios, not times, on a busy machine. ``pairs``: autograd/hand-written in
+each repeat, lowest to highest. ``verdict``: ``hand`` where autograd's best time exceeds the
+hand-written's by more than the noise (the A/A ratio's distance from 1, at least 2%), else
+``same``. The figures, and what was kept, are in ``search/layers.py``'s docstring.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import statistics
 import sys
 import time
@@ -31,9 +48,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import programs  # noqa: E402
-from search.calibration import calibration  # noqa: E402
+import torch  # noqa: E402
+from search import layers, tasks as proxy_tasks  # noqa: E402
+from search.calibration import MULTIPLIERS, calibration  # noqa: E402
 from search.evaluate import DEFAULT_SUITE, TaskSpec, evaluate_optimizer  # noqa: E402
-from search.training import HandWrittenAdamW, ProgramStep  # noqa: E402
+from search.rows import Row  # noqa: E402
+from search.training import HandWrittenAdamW, ProgramStep, cpu_settings, plan  # noqa: E402
 from symbolic_opt import parse  # noqa: E402
 
 LION = """
@@ -70,12 +90,81 @@ def one_lr(optimizer, calibrations):
         assert sweep.best is not None
 
 
+BACKWARDS = {  # name: (the gradient, the elementwise backward kernels)
+    "hand": (None, layers.KERNELS),
+    "autograd": (layers.autograd_loss_and_grad, layers.KERNELS),
+    "hand again": (None, layers.KERNELS),
+    "hand, public kernels": (None, layers.PUBLIC_KERNELS),
+}
+
+
+def step_seconds(problem, run, rows, gradient, kernels, steps: int) -> float:
+    """CPU seconds per training step: ``gradient`` (None: the hand-written one) with ``kernels``,
+    then the hand-written AdamW step, from the initialisation on ``run``'s batches."""
+    flat = run.init.clone()
+    grad = torch.zeros_like(flat)
+    views = problem.layout.views(flat)
+    step = HandWrittenAdamW().bind(flat, grad, problem.layout, rows)
+    before, layers.KERNELS = layers.KERNELS, kernels
+    try:
+        start = time.process_time()
+        for t in range(1, steps + 1):
+            if gradient is None:
+                problem.loss_and_grad(views, run.batches[t - 1], grad)
+            else:
+                gradient(problem, views, run.batches[t - 1], grad)
+            step(run.lrs[t - 1], t)
+        return (time.process_time() - start) / steps
+    finally:
+        layers.KERNELS = before
+
+
+def backward_table(names, scales, repeats: int) -> None:
+    """The ``--backward`` table (module docstring)."""
+    print(f"hand-written backward vs autograd: CPU per training step (gradient + AdamW step), best of {repeats}, "
+          f"1 torch thread; kernels in use {layers.kernels()}")
+    print(f"{'task':20s} {'rows':>4s} {'steps':>5s} {'hand ms':>8s} {'autograd':>9s} {'pairs':>10s} {'noise':>6s} "
+          f"{'verdict':7s} {'public kernels':>14s}")
+    with cpu_settings():
+        for scale in scales:
+            for name in names:
+                problem = proxy_tasks.get(name)(scale)
+                seeds = tuple(range(3 if scale == 1 else 5))
+                rows = [Row(seed, lr_peak=m) for m in MULTIPLIERS for seed in seeds]
+                run = plan(problem, tuple(r.seed for r in rows))
+                for gradient, kernels in BACKWARDS.values():  # warm up
+                    first = max(step_seconds(problem, run, rows, gradient, kernels, 2), 1e-6)
+                steps = min(problem.steps, max(3, math.ceil(0.3 / first)))
+                times: dict[str, list[float]] = {k: [] for k in BACKWARDS}
+                for _ in range(repeats):
+                    for k, (gradient, kernels) in BACKWARDS.items():
+                        times[k].append(step_seconds(problem, run, rows, gradient, kernels, steps))
+                best = {k: min(v) for k, v in times.items()}
+                ratio = best["autograd"] / best["hand"]
+                noise = max(0.02, abs(best["hand again"] / best["hand"] - 1))
+                pairs = [a / h for a, h in zip(times["autograd"], times["hand"])]
+                key = name if scale == 1 else f"{name}@{scale:g}"
+                print(f"{key:20s} {len(rows):4d} {steps:5d} {best['hand'] * 1e3:8.2f} {ratio:8.2f}x "
+                      f"{min(pairs):5.2f}-{max(pairs):4.2f} {noise:6.1%} {'hand' if ratio > 1 + noise else 'same':7s} "
+                      f"{best['hand, public kernels'] / best['hand']:13.2f}x", flush=True)
+                del problem, run  # quadratic@100's data is 330 MB
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=None, help="default 10; 7 with --backward")
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--tasks", default=",".join(DEFAULT_SUITE))
+    parser.add_argument("--tasks", default=None, help="default: the default suite; every task with --backward")
+    parser.add_argument("--backward", action="store_true", help="the hand-written backward passes against autograd")
+    parser.add_argument("--scales", default="1,10,100", help="with --backward")
     args = parser.parse_args()
+    if args.backward:
+        every = [*DEFAULT_SUITE, *sorted(set(proxy_tasks.names()) - set(DEFAULT_SUITE))]
+        names = args.tasks.split(",") if args.tasks else every
+        backward_table(names, [float(s) for s in args.scales.split(",")], args.repeats or 7)
+        return
+    args.repeats = args.repeats or 10
+    args.tasks = args.tasks or ",".join(DEFAULT_SUITE)
     tasks = tuple(TaskSpec(name, args.scale) for name in args.tasks.split(","))
     cases = rows(tasks)
     cpu: dict[str, list[float]] = {k: [] for k in cases}
