@@ -10,6 +10,24 @@ forward ops (``autograd_loss_and_grad``) and against the exact float64 gradient.
 
 A forward returns ``(output, cache)``; the matching backward takes ``(d_output, cache)`` and
 returns ``d_input`` (``None`` where not needed) and the parameter gradients.
+
+What the hand-written passes buy: autograd's CPU time per training step (gradient, then the
+AdamW step) over theirs, on the rows of the lr grid (15 at scale 1, 25 above), best of 7 to 9
+interleaved repeats, the range over three runs (``python benchmarks/evaluation.py
+--backward``; torch 2.13, one thread, a busy 2-core machine)::
+
+    task              scale 1       10            100
+    quadratic         2.25-2.35x    1.25-1.29x    1.05-1.10x
+    teacher_student   1.51-1.59x    1.04-1.09x    0.99-1.01x
+    digits_mlp        1.32-1.42x    1.04-1.15x    0.99-1.04x
+    char_lm           1.18-1.38x    1.04-1.12x    1.01-1.07x
+    digits_vit        1.20-1.31x    1.04-1.10x    1.01-1.04x
+    noise (A/A)       2-7%          2-9%          2-3%
+
+At the proxy scale, where a search spends nearly all its evaluations, every task's pass is
+faster by far more than the noise, so all are kept; at 100 the big matmuls, the same in both,
+take the time and the two are level (never is autograd faster). The public fallback kernels
+(below) cost 0.89-1.03x aten's, within the noise.
 """
 
 from __future__ import annotations
