@@ -132,8 +132,12 @@ def speed(
     quick: bool = typer.Option(False, "--quick", help="fewer repeats: a rough table in under a minute"),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads (default: up to 2)"),
     repeats: Optional[int] = typer.Option(None, help="timed batches per row"),
+    library: bool = typer.Option(False, "--library", help="also every library program's fused, foreach and eager "
+                                 "step against torch's fused and foreach equivalents and its own floor"),
+    only_library: bool = typer.Option(False, "--only-library", help="only the library table"),
+    programs: Optional[str] = typer.Option(None, help="library programs for that table (default: all), comma-separated"),
 ) -> None:
-    """Time a Lion step on each backend against lion-pytorch, torch's AdamW and the memory floor."""
+    """Time a Lion step on each backend against lion-pytorch, torch's AdamW and the memory floor (--library: every program)."""
     if not SCRIPT.is_file():
         typer.echo(f"error: the benchmark script is not here: {SCRIPT} (run from a checkout of the repository)", err=True)
         raise typer.Exit(1)
@@ -144,6 +148,9 @@ def speed(
     argv = ["--suite", suite] + (["--quick"] if quick else [])
     argv += ["--threads", str(threads)] if threads else []
     argv += ["--repeats", str(repeats)] if repeats else []
+    argv += ["--library"] if library else []
+    argv += ["--only-library"] if only_library else []
+    argv += ["--programs", programs] if programs else []
     try:
         module.main(argv)
     except SystemExit as exc:  # argparse's errors (an unknown suite)
