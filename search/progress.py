@@ -8,7 +8,8 @@
 On a terminal with ``live`` it is a rich progress bar; elsewhere (a log file, ``--no-live``) a
 status line every ``every_s`` seconds, and one per finished item. Time left is
 ``elapsed / done * (total - done)`` once something has finished (items of a phase cost about
-the same), before that the ``estimate_s`` the caller gives, if any.
+the same), before that the ``estimate_s`` the caller gives, if any; once the wait since the last
+finished item exceeds that average (a heavy last item), it says so instead of a number.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ class Phase:
         self.estimate_s = estimate_s
         self.interactive = live and console.is_terminal
         self._progress: Progress | None = None
-        self._start = self._last_line = time.monotonic()
+        self._start = self._last_line = self._last_done = time.monotonic()
 
     def __enter__(self) -> "Phase":
-        self._start = self._last_line = time.monotonic()
+        self._start = self._last_line = self._last_done = time.monotonic()
         if self.interactive:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
@@ -71,11 +72,21 @@ class Phase:
     def line(self) -> str:
         left = self.left_s()
         tail = "" if left is None or self.finished == self.total else f", about {duration(left)} left"
+        if self.finished and self.finished < self.total and self._since_done_s() > self._mean_item_s():
+            tail = ", the rest take longer than the average so far"  # a heavy last item: no number is better than a wrong one
         return f"{self.what}: {self.finished} of {self.total} done, {duration(self.elapsed_s)} elapsed{tail}"
+
+    def _since_done_s(self) -> float:
+        return time.monotonic() - self._last_done
+
+    def _mean_item_s(self) -> float:
+        """Seconds per item until the last one finished."""
+        return (self._last_done - self._start) / self.finished
 
     def done(self, note: str = "") -> None:
         """One item finished; ``note`` says which and how it went."""
         self.finished += 1
+        self._last_done = time.monotonic()
         if self._progress is not None:
             self._progress.advance(self._task)
             if note:

@@ -37,9 +37,12 @@ def test_a_phase_says_how_far_it_is_and_how_long_is_left(monkeypatch):
         phase.tick()  # a status line only every 10 s
         now[0] = 45.0
         phase.tick()
+        now[0] = 61.0  # 31 s since the last finished, more than the 30 s average: no number
+        phase.tick()
     assert out.getvalue().splitlines() == [
         "funnel at scale 10: 1 of 3 done, 30s elapsed, about 60s left  (a passed)",
         "funnel at scale 10: 1 of 3 done, 45s elapsed, about 1.5 min left",
+        "funnel at scale 10: 1 of 3 done, 61s elapsed, the rest take longer than the average so far",
     ]
 
 
