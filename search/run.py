@@ -238,6 +238,7 @@ class Search:
         self.arrived: dict[Candidate, Outcome] = {}  # deterministic: results waiting for earlier ones
         self.session_evaluations = 0
         self.session_start = time.monotonic()
+        self.search_end: float | None = None  # set when the search stops, before the funnel
         self.check_warm_start = True  # until the warm start's evaluation is in the store
 
     # --- the loop --------------------------------------------------------------------------
@@ -268,6 +269,7 @@ class Search:
                     self.session_start = time.monotonic()
                     self._start()
                     stopped_by = self._loop(view)
+                    self.search_end = time.monotonic()  # the summary's rate is the search's, not the funnel's
                     view.update(self.stats())
                 if self.config.funnel.enabled:
                     pool.abandon()  # time is up: what is in flight stays pending for a resume
@@ -280,7 +282,7 @@ class Search:
         finally:
             if previous is not None:
                 _on_sigterm(previous)
-            self.counters["elapsed_s"] += time.monotonic() - self.session_start
+            self.counters["elapsed_s"] += self._search_seconds()
             self._save_counters()
         summary = self.summary(stopped_by)
         print_summary(self.store, summary, self.console)
@@ -496,8 +498,12 @@ class Search:
             self._shown = (record.hash, print_program(analyze(record.program).live_program()))
         return self._shown[1]
 
+    def _search_seconds(self) -> float:
+        """This session's search, from its first proposal to its stop (the funnel not counted)."""
+        return (self.search_end or time.monotonic()) - self.session_start
+
     def summary(self, stopped_by: str) -> RunSummary:
-        seconds = time.monotonic() - self.session_start
+        seconds = self._search_seconds()
         best = self.store.best(1)
         return RunSummary(
             run_dir=self.store.run_dir,

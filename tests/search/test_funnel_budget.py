@@ -87,3 +87,18 @@ def test_a_funnel_needs_a_search_first(tmp_path, fakes):
     config.save(tmp_path / "run" / "config.json")
     with pytest.raises(FileNotFoundError, match="no search run"):
         funnel(tmp_path / "run", evaluate=fakes.evaluate, tasks=[fakes.Task()])
+
+
+def test_the_summary_rate_is_the_searchs_not_the_funnels(tmp_path, fakes, local_ray):
+    import time
+
+    tasks = [fakes.Task(log=str(tmp_path / "evaluated"), funnel_delay_s=2.0)]
+    config = fakes.config(tmp_path / "run", max_evals=20, deterministic=True,
+                          funnel=FunnelConfig(enabled=True, top_k=2, scales=(10.0,), seeds=3))
+    begun = time.monotonic()
+    summary = run(config, evaluate=fakes.evaluate, tasks=tasks, console=_console()[0])
+    wall = time.monotonic() - begun
+    assert summary.seconds < wall - 2.0  # at least one 2 s funnel evaluation is not in it
+    assert summary.evals_per_s == pytest.approx(summary.session_evaluations / summary.seconds)
+    with RunStore(tmp_path / "run") as store:
+        assert store.counters()["elapsed_s"] == pytest.approx(summary.seconds, abs=0.5)
