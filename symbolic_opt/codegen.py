@@ -727,5 +727,7 @@ EMITTERS: dict[str, type[_Emitter]] = {
 }
 """Backend name -> its emitter."""
 BACKENDS = tuple(EMITTERS)
-TENSOR_SCALARS = frozenset(name for name, e in EMITTERS.items() if not e.TARGET.host_scalars)
-"""Backends whose scalars are tensors (so they are computed on the device, not the host)."""
+TENSOR_SCALARS = frozenset(name for name, e in EMITTERS.items() if not e.TARGET.host_scalars and not e.TARGET.hoist)
+"""Backends that take their scalars as tensors (so they are computed on the device, not the
+host). The fused step takes host numbers: its wrapper computes on the host and hands the graph
+0-d tensors itself (a 0-d tensor passed in would only be read back with ``.item()``)."""

@@ -94,6 +94,8 @@ def writable(tensors: Tensors) -> Tensors:
     """``tensors`` with each 0-d float64 tensor as a 1-element view of itself, for the fused
     backend: torch.compile (2.13, CPU) silently drops in-place writes to a 0-d float64 graph
     input, and keeps writes through a view. Other lists are returned as they are."""
+    if all(map(torch.Tensor.dim, tensors)):  # no 0-d tensor (the common case, checked fastest)
+        return tensors
     if not any(t.dim() == 0 and t.dtype == torch.float64 for t in tensors):
         return tensors
     return [t.view(1) if t.dim() == 0 and t.dtype == torch.float64 else t for t in tensors]

@@ -16,7 +16,7 @@ import torch
 from torch._dynamo.utils import counters
 
 from mlp_training import make_mlp, max_diff, train_mlp
-from symbolic_opt import SymbolicOptimizer
+from symbolic_opt import SymbolicOptimizer, runtime
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TOLERANCE = 1e-6
@@ -125,17 +125,24 @@ def test_500_step_loss_curve_within_1_percent_of_eager(program, lr):
     assert eager[-1] < 0.2 * eager[0]
 
 
-def test_bf16_parameters_with_lerp_compile_and_track_eager():
+def test_bf16_parameters_with_lerp_compile_and_track_eager(monkeypatch):
     """AdamW's interp is ``lerp`` with a float32 0-d weight on bf16 tensors; scalars stay float32
     (bf16 would turn beta2 = 0.999 into 1.0), so the fused step tracks the eager one."""
     _, eager = train_mlp(lambda p: SymbolicOptimizer(p, "adamw", lr=1e-2, backend="eager"), steps=50, dtype=torch.bfloat16)
-    used = []
+    used, scalars = [], []
+
+    def device_scalars(like, *values):
+        out = real_device_scalars(like, *values)
+        scalars.extend(out)
+        return out
+
+    real_device_scalars = runtime.device_scalars
+    monkeypatch.setattr(runtime, "device_scalars", device_scalars)
     _, fused = train_mlp(lambda p: SymbolicOptimizer(p, "adamw", lr=1e-2, backend="fused"), steps=50,
                          dtype=torch.bfloat16, on_step=used.append)
     assert all(abs(f - e) <= 0.03 * e for f, e in zip(fused, eager))
     assert fused[-1] < 0.5 * fused[0]
-    scalars = [t for cache in used[-1]._device_scalars.values() for t in cache.values()]
-    assert scalars and all(t.dtype == torch.float32 for t in scalars)
+    assert scalars and all(t.dtype == torch.float32 and t.dim() == 0 for t in scalars)
     assert all(t.dtype == torch.bfloat16 for p in used[-1].state.values() for k, t in p.items() if k != "step")
 
 
