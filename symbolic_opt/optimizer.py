@@ -122,9 +122,12 @@ class SymbolicOptimizer(Optimizer):
                     position = next(i for i, q in enumerate(group["params"]) if q is p)
                     self._check_grad(p, group, group_index, position)
             states = [self.state[p] for p in params]
+            fresh = [state for state in states if not state]
             for p, state in zip(params, states):
                 if not state:
                     self._init_state(p, state)
+            if uses_step and fresh:
+                _share_counters(fresh)
             steps: list[float | None] = [None] * len(params)
             if uses_step:
                 steps = _increment(states)
@@ -223,6 +226,10 @@ def _increment(states: list[dict]) -> list[float]:
     and one conversion for the lot when the counters are tensors (as ``_init_state`` makes
     them), else one at a time (a checkpoint may hold plain numbers)."""
     counters = [state["step"] for state in states]
+    base = getattr(counters[0], "_base", None)
+    if base is not None and base.numel() == len(counters) and _views_in_order(counters, base):
+        base.add_(1)  # the counters of parameters that first stepped together (_share_counters)
+        return base.tolist()
     try:
         torch._foreach_add_(counters, 1)
     except (TypeError, RuntimeError):  # not all tensors: nothing was added
@@ -233,3 +240,25 @@ def _increment(states: list[dict]) -> list[float]:
         return torch.stack(counters).tolist()
     except RuntimeError:  # on several devices, or not all 0-d
         return [float(c) for c in counters]
+
+
+def _share_counters(states: list[dict]) -> None:
+    """Make the fresh step counters of ``states`` (0-d float32 tensors, all 0) views of one
+    1-d tensor, in order, so that ``_increment`` adds 1 to them all with one op while they step
+    together: a foreach add over 200 0-d tensors costs as much as the rest of the loop. Each is
+    still a 0-d float32 tensor of its own in ``state_dict``; one replaced (a checkpoint loaded)
+    simply takes the general path."""
+    counters = [state.get("step") for state in states]
+    if len(states) < 2 or not all(isinstance(c, torch.Tensor) and c.dim() == 0 and c.dtype == torch.float32
+                                  and c.device.type == "cpu" for c in counters):
+        return
+    base = torch.stack(counters)
+    for i, state in enumerate(states):
+        state["step"] = base[i]
+
+
+def _views_in_order(counters: list[torch.Tensor], base: torch.Tensor) -> bool:
+    """Whether ``counters`` are ``base[0], base[1], ...`` (a 1-d tensor's 0-d views)."""
+    return base.dim() == 1 and all(
+        getattr(c, "_base", None) is base and c.storage_offset() == i and c.dim() == 0 for i, c in enumerate(counters)
+    )

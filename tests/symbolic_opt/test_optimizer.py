@@ -402,3 +402,31 @@ def test_exported_from_the_package():
     for name in ("Lion", "AdamW", "Adam", "SGD", "RMSprop", "Adagrad", "SymbolicOptimizer"):
         assert name in symbolic_opt.__all__ and getattr(symbolic_opt, name)
     assert compile_program is symbolic_opt.compile_program
+
+
+@pytest.mark.parametrize("backend", ["foreach", "fused"])
+def test_step_counters_count_per_parameter_when_some_skip_a_step_and_after_a_checkpoint(backend):
+    """The counters of parameters that first step together are incremented as one tensor
+    (``optimizer._share_counters``); a parameter without a gradient keeps its count, a loaded
+    checkpoint's counters go on from theirs, and each counter is a 0-d float32 tensor."""
+    params = [torch.nn.Parameter(torch.randn(5)) for _ in range(4)]
+    opt = SymbolicOptimizer(params, "adamw", lr=1e-2, backend=backend)
+
+    def step(with_grad):
+        for p, has in zip(params, with_grad):
+            p.grad = torch.randn(5) if has else None
+        opt.step()
+
+    step([1, 1, 1, 1])
+    step([1, 1, 1, 1])
+    step([1, 0, 1, 1])
+    assert [float(opt.state[p]["step"]) for p in params] == [3, 2, 3, 3]
+    step([1, 1, 1, 1])
+    assert [float(opt.state[p]["step"]) for p in params] == [4, 3, 4, 4]
+    assert all(opt.state[p]["step"].shape == () and opt.state[p]["step"].dtype == torch.float32 for p in params)
+    saved = _roundtrip(opt.state_dict())
+    opt2 = SymbolicOptimizer(params, "adamw", lr=1e-2, backend=backend)
+    opt2.load_state_dict(saved)
+    opt = opt2
+    step([1, 1, 0, 1])
+    assert [float(opt.state[p]["step"]) for p in params] == [5, 4, 4, 5]
