@@ -82,7 +82,7 @@ def funnel_command(
     run_dir: Path = typer.Argument(..., help="a search's run directory"),
     workers: Optional[int] = typer.Option(None, help="local Ray workers (default: every core)"),
     address: Optional[str] = typer.Option(None, help="join this Ray cluster ('auto' or host:port)"),
-    minutes: Optional[float] = typer.Option(None, help="wall-time budget (default: the run's [funnel] minutes)"),
+    minutes: Optional[float] = typer.Option(None, help="wall-time budget (default: the run's funnel.minutes, if any)"),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="a progress bar (default: on a terminal)"),
 ) -> None:
     """Run or finish a search's funnel: its best distinct programs at larger scales against AdamW tuned there.
