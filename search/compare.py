@@ -11,7 +11,8 @@ For each program and task (DeepOBS, AlgoPerf): every setting of a grid trains on
 validation seeds; the setting with the lowest mean validation loss is chosen; the program is
 then trained at it on as many held-out seeds and scored on the test split. Reported: the
 validation and test loss as mean ± standard deviation over seeds, the chosen lr and weight
-decay, whether the chosen lr lies at an end of the grid (the best may lie beyond), and a
+decay, whether the chosen lr lies at an end of the grid (the best may lie beyond) and whether
+the weight decay does (its largest, or its smallest when that is above 0), and a
 two-sided Welch t-test over seeds of the test losses against the first program (or
 ``against``): the p-value of "they differ".
 
@@ -66,6 +67,9 @@ class Cell:
     curves: tuple[tuple[float, ...], ...] = ()
     """Per held-out seed, the training loss at every step at the chosen setting."""
     on_edge: bool = False
+    """The chosen lr is the grid's smallest or largest: the best may lie beyond it."""
+    wd_on_edge: bool = False
+    """The chosen weight decay is the grid's largest (or its smallest, when that is above 0)."""
     error: str | None = None
     seconds: float = 0.0
     p_value: float | None = None
@@ -122,7 +126,7 @@ class BenchResult:
                 if c.ok:
                     row.update(valid_mean=c.valid_mean, valid_std=c.valid_std, test_mean=c.test_mean, test_std=c.test_std,
                                lr=c.chosen.lr_peak, wd=c.chosen.hyperparams.get("wd"), on_edge=c.on_edge,
-                               p_value=c.p_value, **{f"test_{k}": v for k, v in c.extra.items()})
+                               wd_on_edge=c.wd_on_edge, p_value=c.p_value, **{f"test_{k}": v for k, v in c.extra.items()})
                 out.append(row)
         return out
 
@@ -136,7 +140,7 @@ class BenchResult:
                 lines.append(f"| {r['task']} | {r['program']} | failed: {r['error'][:80]} | | | | |")
                 continue
             edge = " (edge)" if r["on_edge"] else ""
-            wd = "" if r["wd"] is None else f"{r['wd']:g}"
+            wd = "" if r["wd"] is None else f"{r['wd']:g}" + (" (edge)" if r["wd_on_edge"] else "")
             p = "" if r["p_value"] is None else f"{r['p_value']:.3g}"
             lines.append(f"| {r['task']} | {r['program']} | {r['valid_mean']:.4f} ± {r['valid_std']:.4f} | "
                          f"{r['test_mean']:.4f} ± {r['test_std']:.4f} | {r['lr']:.3g}{edge} | {wd} | {p} |")
@@ -252,7 +256,10 @@ def tune(program: Program, label: str, task: str, valid_seeds: Sequence[int], te
         return Cell(label, task, chosen, losses, tried=tried, error=f"a held-out seed fails at {chosen.describe()}: {test.error}")
     extra = {k: _mean(v) for k, v in test.metrics.items() if k != "loss"}
     on_edge = len(set(lrs)) > 1 and (chosen.lr_peak <= min(lrs) or chosen.lr_peak >= max(lrs))
-    return Cell(label, task, chosen, losses, test.losses, tried, test.curves or (), on_edge, extra=extra)
+    wd = chosen.hyperparams.get("wd")
+    decays = sorted(d for d in wds if d is not None)
+    wd_on_edge = wd is not None and len(decays) > 1 and (wd >= decays[-1] or 0 < wd <= decays[0])
+    return Cell(label, task, chosen, losses, test.losses, tried, test.curves or (), on_edge, wd_on_edge, extra=extra)
 
 
 def _best(sweeps: Sequence[Sweep]) -> tuple[Setting | None, tuple[float, ...]]:

@@ -100,9 +100,13 @@ def bench_command(
     for row in result.rows():
         if row["error"]:
             console.print(f"{row['program']} on {row['task']}: {row['error']}", style="red", markup=False)
-        elif row["on_edge"]:
+            continue
+        if row["on_edge"]:
             console.print(f"{row['program']} on {row['task']}: the best lr ({row['lr']:.3g}) is at an end of the grid; "
                           "the best may lie beyond it", style="yellow", markup=False)
+        if row["wd_on_edge"]:
+            console.print(f"{row['program']} on {row['task']}: the best weight decay ({row['wd']:g}) is at an end of "
+                          "--wd-grid; the best may lie beyond it", style="yellow", markup=False)
     if out is not None:
         for path in result.write(out):
             console.print(f"wrote {path}", markup=False)
@@ -122,7 +126,7 @@ def _table(result) -> Table:
             continue
         table.add_row(r["task"], r["program"], f"{r['valid_mean']:.4f} ± {r['valid_std']:.4f}",
                       f"{r['test_mean']:.4f} ± {r['test_std']:.4f}", f"{r['lr']:.3g}" + ("!" if r["on_edge"] else ""),
-                      "" if r["wd"] is None else f"{r['wd']:g}", "" if r["p_value"] is None else f"{r['p_value']:.3g}")
+                      "" if r["wd"] is None else f"{r['wd']:g}" + ("!" if r["wd_on_edge"] else ""), "" if r["p_value"] is None else f"{r['p_value']:.3g}")
     return table
 
 

@@ -97,3 +97,16 @@ def test_the_command_line_prints_the_table_says_what_it_dropped_and_writes_plots
     assert "2 of 2 done" in result.output and "(tuned lion on quadratic)" in result.output
     assert CliRunner().invoke(app, ["bench", "lion", "--seeds", "1"]).exit_code == 1
     assert "symopt speed" in CliRunner().invoke(app, ["bench", "--help"]).output
+
+
+def test_a_weight_decay_at_the_grids_top_is_flagged_and_zero_is_not_an_edge():
+    lrs = [1e-4, 3e-4, 1e-3]
+    top = bench(["lion"], ["quadratic"], seeds=2, lr_grid=lrs, wd_grid=[1.0, 2.0])
+    pinned = top.cell("lion", "quadratic")
+    assert pinned.chosen.hyperparams["wd"] in (1.0, 2.0) and pinned.wd_on_edge  # either choice is an end above 0
+    # 1e6 * lr diverges, so the choice is 0 (no decay: nothing lies below it) or 1 (inside): never an edge
+    open_grid = bench(["lion"], ["quadratic"], seeds=2, lr_grid=lrs, wd_grid=[0.0, 1.0, 1e6])
+    cell = open_grid.cell("lion", "quadratic")
+    assert cell.chosen.hyperparams["wd"] in (0.0, 1.0) and not cell.wd_on_edge
+    assert "(edge)" not in open_grid.markdown().split("| lion |")[1].split("|")[3]  # the wd column
+    assert f"| {pinned.chosen.hyperparams['wd']:g} (edge) |" in top.markdown()
