@@ -33,6 +33,9 @@ class TaskChoice:
     seeds: tuple[int, ...] = (0, 1, 2)
     test_seeds: tuple[int, ...] = (1000, 1001, 1002)
 
+    def __post_init__(self) -> None:
+        parse_task(f"{self.name}@{self.scale!r}")  # a table's scale refused as a string's would be
+
 
 @dataclass(frozen=True)
 class MutationConfig:

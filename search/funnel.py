@@ -52,6 +52,10 @@ def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, con
     for scale in funnel.scales:
         if not survivors:
             break
+        if deadline is not None and time.monotonic() >= deadline:  # not even the calibration of this scale
+            store.set_fitness_record(f"funnel@{scale:g}", {"programs": [r.hash for r in survivors], "estimate_s": None})
+            _stopped(store, survivors, scale, funnel.minutes, console)
+            return results
         suite = calibrate_suite(store, pool, scaled(tasks, scale, funnel.seeds), f"calibration@{scale:g}", console,
                                 multipliers=config.lr_grid, warm_start=config.warm_start, live=config.live)
         todo = [r for r in survivors if store.funnel_result(r.hash, scale) is None]  # a stage in the store is not rerun
@@ -64,10 +68,7 @@ def run_funnel(store: RunStore, pool, config: SearchConfig, tasks: Sequence, con
                       highlight=False)
         timeout = funnel.timeout_s or config.eval_timeout_s * scale * funnel.seeds / 3
         if not _run_stage(store, pool, todo, scale, suite, timeout, evaluate_ref, console, config, deadline, estimate):
-            pending = [r.hash[:12] for r in survivors if store.funnel_result(r.hash, scale) is None]
-            console.print(f"[yellow]funnel stopped by its budget[/yellow] (--funnel-minutes {funnel.minutes:g}): "
-                          f"{len(pending)} program(s) pending at scale {scale:g} ({', '.join(pending)});\n"
-                          f"finish it with: symopt funnel {store.run_dir}", highlight=False)
+            _stopped(store, survivors, scale, funnel.minutes, console)
             return results
         entered = {r.hash for r in survivors}
         results = [r for r in store.funnel()
@@ -116,6 +117,13 @@ def stage_estimate(store: RunStore, todo: Sequence[EvaluationRecord], scale: flo
     ratio = sum(c.get("cpu_seconds", 0.0) for c in scaled_up) / proxy_cpu
     costs = [s * ratio for s in seconds]
     return max(sum(costs) / max(1, workers), max(costs, default=0.0))
+
+
+def _stopped(store: RunStore, survivors, scale: float, minutes: float, console: Console) -> None:
+    pending = [r.hash[:12] for r in survivors if store.funnel_result(r.hash, scale) is None]
+    console.print(f"[yellow]funnel stopped by its budget[/yellow] ({minutes:g} min): {len(pending)} program(s) pending "
+                  f"at scale {scale:g} ({', '.join(pending)});\nfinish it with: symopt funnel {store.run_dir} "
+                  "(no budget unless you give it --minutes)", highlight=False)
 
 
 def pending(store: RunStore) -> list[tuple[float, str]]:

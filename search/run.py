@@ -107,14 +107,14 @@ def funnel(run_dir: str | Path, *, workers: int | None = None, address: str | No
            evaluate: Callable[..., Any] | None = None, tasks: Sequence[Any] | None = None) -> list[EvaluationRecord]:
     """Run, or finish, the funnel of the search in ``run_dir`` (``symopt funnel RUN``): the
     stages and programs already in its store are not evaluated again. ``minutes`` bounds it
-    (default: the run's ``[funnel] minutes``). The programs that passed its last stage run.
-    ``evaluate`` and ``tasks`` as for ``run``."""
+    (default: no bound; the run's own funnel budget is what stopped it). The programs that
+    passed its last stage run. ``evaluate`` and ``tasks`` as for ``run``."""
     from .funnel import run_funnel
     from .report import funnel_table
     from .runner import RayPool
 
     config = load_run_config(run_dir).replace(workers=workers, address=address, live=live)
-    config = dataclasses.replace(config, funnel=dataclasses.replace(config.funnel, minutes=minutes or config.funnel.minutes))
+    config = dataclasses.replace(config, funnel=dataclasses.replace(config.funnel, minutes=minutes))  # finishing: no old budget
     console = console or Console()
     tasks = tuple(tasks) if tasks is not None else config.task_specs()
     searched = evaluate

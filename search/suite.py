@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -78,6 +79,6 @@ def parse_task(task: str) -> tuple[str, float]:
         value = float(scale) if scale else 1.0
     except ValueError:
         raise ValueError(f"task {task!r}: the scale after '@' must be a number") from None
-    if not value > 0:
-        raise ValueError(f"task {task!r}: the scale must be positive")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"task {task!r}: the scale must be a positive finite number")
     return name, value

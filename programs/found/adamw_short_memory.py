@@ -4,9 +4,9 @@ Where it came from: ``results/discovery-evolution`` (hash ``8a55f888f31b46ad``, 
 of 9,345), regularized evolution from the paper's AdamW warm start (``programs/adamw_paper.py``)
 for 75 minutes on a 2-core laptop; the mutation that made it was
 ``m = interp(g, m, eps) -> m = interp(g, m, 0.3672)``. It is the paper's AdamW with other
-constants: beta1 0.3672 (was 0.9), beta2 0.277 (``v = interp(g2, v, 0.723)``; was 0.999),
-weight decay 0.326 (was 0.01), lr scale 0.00122 (was 0.001), and ``v = sinh(v)`` on the stored
-second moment, which does nothing (below).
+constants: beta1 0.3672 (was 0.9), beta2 0.723 (``v = interp(g2, v, 0.723)``: a memory of
+about 4 steps; was 0.999), weight decay 0.326 (was 0.01), lr scale 0.00122 (was 0.001), and
+``v = sinh(v)`` on the stored second moment, which does nothing (below).
 
 Simplification: ``symopt simplify 8a55f888 --run results/discovery-evolution --task quadratic
 --task teacher_student --task digits_mlp --task char_lm`` finds nothing to remove: no dead code

@@ -60,7 +60,7 @@ def search_command(
         if funnel is not None or funnel_minutes is not None:
             cfg = dataclasses.replace(cfg, funnel=dataclasses.replace(
                 cfg.funnel, enabled=cfg.funnel.enabled if funnel is None else funnel,
-                minutes=funnel_minutes or cfg.funnel.minutes))
+                minutes=cfg.funnel.minutes if funnel_minutes is None else funnel_minutes))
     except (FileNotFoundError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1)
@@ -82,7 +82,7 @@ def funnel_command(
     run_dir: Path = typer.Argument(..., help="a search's run directory"),
     workers: Optional[int] = typer.Option(None, help="local Ray workers (default: every core)"),
     address: Optional[str] = typer.Option(None, help="join this Ray cluster ('auto' or host:port)"),
-    minutes: Optional[float] = typer.Option(None, help="wall-time budget (default: the run's funnel.minutes, if any)"),
+    minutes: Optional[float] = typer.Option(None, help="wall-time budget (default: none)"),
     live: Optional[bool] = typer.Option(None, "--live/--no-live", help="a progress bar (default: on a terminal)"),
 ) -> None:
     """Run or finish a search's funnel: its best distinct programs at larger scales against AdamW tuned there.

@@ -82,6 +82,18 @@ def test_task_names_take_a_scale():
     assert parse_task("char_lm@10") == ("char_lm", 10.0) and parse_task("my.mod:task") == ("my.mod:task", 1.0)
     with pytest.raises(ValueError, match="must be a number"):
         parse_task("char_lm@ten")
+    for bad in ("char_lm@0", "char_lm@-2", "char_lm@inf", "char_lm@nan"):
+        with pytest.raises(ValueError, match="positive finite"):
+            parse_task(bad)
+
+
+def test_a_configs_task_refuses_a_bad_scale_as_a_table_or_a_string():
+    from search.config import task_choice
+
+    assert task_choice({"name": "quadratic", "scale": 3}).scale == task_choice("quadratic@3").scale == 3
+    for bad in ({"name": "char_lm", "scale": 0}, {"name": "char_lm", "scale": -1.0}, "char_lm@0", "char_lm@inf"):
+        with pytest.raises(ValueError, match="positive finite"):
+            task_choice(bad)
 
 
 def test_the_command_line_prints_the_table_says_what_it_dropped_and_writes_plots(tmp_path):
