@@ -102,3 +102,41 @@ def test_the_summary_rate_is_the_searchs_not_the_funnels(tmp_path, fakes, local_
     assert summary.evals_per_s == pytest.approx(summary.session_evaluations / summary.seconds)
     with RunStore(tmp_path / "run") as store:
         assert store.counters()["elapsed_s"] == pytest.approx(summary.seconds, abs=0.5)
+
+
+def test_a_budget_spent_between_stages_calibrates_no_further(tmp_path, fakes, local_ray, monkeypatch):
+    """The 10x stage finishes inside the budget; the clock then jumps past it, so the 100x stage
+    is not calibrated (which can take hours), and its programs are pending."""
+    import time
+    import types
+
+    import search.funnel as funnel_module
+
+    offset = [0.0]
+    monkeypatch.setattr(funnel_module, "time", types.SimpleNamespace(monotonic=lambda: time.monotonic() + offset[0]))
+    run_stage = funnel_module._run_stage
+
+    def stage_then_late(*args, **kwargs):
+        finished = run_stage(*args, **kwargs)
+        offset[0] = 3600.0
+        return finished
+
+    monkeypatch.setattr(funnel_module, "_run_stage", stage_then_late)
+    calibrate, calibrated = funnel_module.calibrate_suite, []
+
+    def recorded(store, pool, tasks, key, *args, **kwargs):
+        calibrated.append(key)
+        return calibrate(store, pool, tasks, key, *args, **kwargs)
+
+    monkeypatch.setattr(funnel_module, "calibrate_suite", recorded)
+    tasks = [fakes.Task(log=str(tmp_path / "evaluated"))]
+    config = fakes.config(tmp_path / "run", max_evals=20, deterministic=True,
+                          funnel=FunnelConfig(enabled=True, top_k=2, scales=(10.0, 100.0), seeds=3, minutes=30))
+    console, out = _console()
+    run(config, evaluate=fakes.evaluate, tasks=tasks, console=console)
+    text = " ".join(out.getvalue().split())
+    with RunStore(tmp_path / "run") as store:
+        assert calibrated == ["calibration@10"]
+        passed_10 = {r.hash for r in store.funnel() if r.scale == 10.0 and r.beat_baseline}
+        assert passed_10 and {h for s, h in pending(store) if s == 100.0} == passed_10
+    assert "funnel stopped by its budget (30 min)" in text and "pending at scale 100" in text
