@@ -70,18 +70,13 @@ class Phase:
         return None if self.estimate_s is None else max(0.0, self.estimate_s - self.elapsed_s)
 
     def line(self) -> str:
+        head = f"{self.what}: {self.finished} of {self.total} done, {duration(self.elapsed_s)} elapsed"
+        if self.finished == self.total:
+            return head
+        if self.finished and time.monotonic() - self._last_done > (self._last_done - self._start) / self.finished:
+            return head + ", the rest take longer than the average so far"  # a heavy last item: no number beats a wrong one
         left = self.left_s()
-        tail = "" if left is None or self.finished == self.total else f", about {duration(left)} left"
-        if self.finished and self.finished < self.total and self._since_done_s() > self._mean_item_s():
-            tail = ", the rest take longer than the average so far"  # a heavy last item: no number is better than a wrong one
-        return f"{self.what}: {self.finished} of {self.total} done, {duration(self.elapsed_s)} elapsed{tail}"
-
-    def _since_done_s(self) -> float:
-        return time.monotonic() - self._last_done
-
-    def _mean_item_s(self) -> float:
-        """Seconds per item until the last one finished."""
-        return (self._last_done - self._start) / self.finished
+        return head if left is None else f"{head}, about {duration(left)} left"
 
     def done(self, note: str = "") -> None:
         """One item finished; ``note`` says which and how it went."""

@@ -88,11 +88,7 @@ def run(
         config = dataclasses.replace(config, out=str(run_dir))
     tasks = tuple(tasks) if tasks is not None else config.task_specs()
     check_tasks(tasks)  # a broken task is an error before anything starts
-    funnel_evaluate = evaluate
-    if evaluate is None:
-        from .evaluate import evaluate as funnel_evaluate
-
-        evaluate = functools.partial(funnel_evaluate, hurdle=config.hurdle)  # the funnel runs every task
+    evaluate, funnel_evaluate = _evaluators(evaluate, config)
     store = RunStore(run_dir, create=True)
     try:
         check_definition(store, config, tasks, evaluate)
@@ -117,21 +113,29 @@ def funnel(run_dir: str | Path, *, workers: int | None = None, address: str | No
     config = dataclasses.replace(config, funnel=dataclasses.replace(config.funnel, minutes=minutes))  # finishing: no old budget
     console = console or Console()
     tasks = tuple(tasks) if tasks is not None else config.task_specs()
-    searched = evaluate
-    if evaluate is None:
-        from .evaluate import evaluate
-
-        searched = functools.partial(evaluate, hurdle=config.hurdle)  # what the search was scored with
+    searched, unhurdled = _evaluators(evaluate, config)
     with RunStore(run_dir) as store:
         check_definition(store, config, tasks, searched)
         if store.count() == 0:
             raise FileNotFoundError(f"{run_dir} has no evaluations yet: search first (symopt search --resume {run_dir})")
-        with RayPool(evaluate, (), workers=config.workers, address=config.address, timeout_s=config.eval_timeout_s) as pool:
-            passed = run_funnel(store, pool, config, tasks, console)  # the pool's evaluate has no hurdle
+        with RayPool(unhurdled, (), workers=config.workers, address=config.address, timeout_s=config.eval_timeout_s) as pool:
+            passed = run_funnel(store, pool, config, tasks, console)
         table = funnel_table(store)
         if table is not None:
             console.print(table)
         return passed
+
+
+def _evaluators(evaluate: Callable[..., Any] | None,
+                config: SearchConfig) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """(what the search scores with, what the funnel scores with): a given ``evaluate`` (a
+    test's) for both, else ``search.evaluate.evaluate`` with the run's hurdle and without it
+    (the funnel runs every task)."""
+    if evaluate is not None:
+        return evaluate, evaluate
+    from .evaluate import evaluate as full
+
+    return functools.partial(full, hurdle=config.hurdle), full
 
 
 class DefinitionMismatch(ValueError):

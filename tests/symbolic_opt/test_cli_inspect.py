@@ -13,6 +13,8 @@ from symbolic_opt import analyze, parse
 from symbolic_opt.canonical import canonical_hash
 from symbolic_opt.cli import app
 
+from example_programs import LION_GUARDED
+
 runner = CliRunner()
 
 
@@ -99,18 +101,6 @@ def test_diff_exit_status_and_counterexample():
     assert invoke("diff", "lion", "nope").exit_code == 2
     exact = invoke("diff", "lion", programs.source("lion").replace("update", "u"))
     assert exact.exit_code == 0 and "equivalent (canonical)" in exact.stdout and "where it matters" not in exact.stdout
-
-
-LION_GUARDED = """def train(w, g, m, lr, beta1=0.9, beta2=0.99, wd=0.0):
-    c = interp(g, m, beta1)
-    s = c * c
-    s = sqrt(s)
-    u = c / s
-    u = u + w * wd
-    u = u * lr
-    m = interp(g, m, beta2)
-    return u, m
-"""
 
 
 def test_diff_says_equal_up_to_the_division_guard_as_simplify_does():

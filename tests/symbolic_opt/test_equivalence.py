@@ -17,6 +17,8 @@ from symbolic_opt.proof import boundary_points, guarded_denominators, prove_equa
 from symbolic_opt.simplify import simplify
 from symbolic_opt.symbolic import symbol
 
+from example_programs import LION_GUARDED as LION_GUARDED_TEXT
+
 LION = programs.load("lion")
 LION_INTERP = parse("""
 def train(w, g, m, lr, beta1=0.9, beta2=0.99, wd=0.0):
@@ -121,17 +123,7 @@ def test_boundary_points_solve_each_kink_for_each_unknown():
 
 
 # --- the division guard: a verdict of its own ---------------------------------------------------
-LION_GUARDED = parse("""
-def train(w, g, m, lr, beta1=0.9, beta2=0.99, wd=0.0):
-    c = interp(g, m, beta1)
-    s = c * c
-    s = sqrt(s)
-    u = c / s
-    u = u + w * wd
-    u = u * lr
-    m = interp(g, m, beta2)
-    return u, m
-""")
+LION_GUARDED = parse(LION_GUARDED_TEXT)
 
 
 def _one_step(program, m: float, g: float) -> float:
