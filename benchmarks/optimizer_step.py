@@ -30,9 +30,10 @@ from the same run, rather than absolute times across runs.
 The library table (``--library``, or ``--only-library``): every program of ``programs/``
 on the fused, foreach and eager backends, against torch.optim's fused and foreach
 implementation of the same algorithm where torch has one (``TORCH_EQUIVALENTS``), and against
-the program's own floor: its bytes (reads w, g and each tensor state; writes w and each state:
-``4 * (3 + 2 * S)`` per fp32 element) at the read-modify-write bandwidth of ``a.add_(b)``
-measured among the rows (a row of its own, so it sees the same noise). One program at a time:
+the program's own floor (``step_floor.py``: its bytes, one pass, plus a second read of what a
+reduction the update needs reads, at the read-modify-write bandwidth of ``a.add_(b)`` measured
+among the rows, a row of its own so it sees the same noise; or its costliest elementwise op on
+data in cache, when that is slower; the "bound" column says which). One program at a time:
 its rows, torch's and the floor interleaved, each figure the best of the repeats. Targets
 (issue 11): fused within 1.1x torch's fused step where torch has one, else within 1.3x the floor.
 
@@ -57,8 +58,11 @@ from pathlib import Path
 from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # step_floor, when loaded by symopt speed
 
 import torch  # noqa: E402
+
+import step_floor  # noqa: E402
 
 LION_BYTES_PER_ELEMENT = 20  # reads w, g, m; writes w, m (fp32)
 ADAMW_BYTES_PER_ELEMENT = 28  # reads w, g, m, v; writes w, m, v
@@ -154,23 +158,10 @@ class _AddStep:
         return 3 * self.a.numel() * self.a.element_size() / seconds
 
 
-def floor_bytes(name: str) -> int:
-    """Bytes per fp32 element a step of the program must move: reads w, g, each tensor state;
-    writes w and each state."""
-    import programs
-
-    from symbolic_opt import compile_program
-    from symbolic_opt.kinds import Kind
-
-    compiled = compile_program(programs.load(name), "eager")
-    states = sum(1 for k in compiled.state_kinds.values() if k is Kind.TENSOR)
-    return 4 * (3 + 2 * states)
-
-
-def time_library_program(name: str, suite: str, repeats: int, steps: int, warmup: int) -> dict[str, float]:
+def time_library_program(name: str, suite: str, repeats: int, steps: int, warmup: int) -> tuple[dict[str, float], step_floor.Floor]:
     """Best over ``repeats`` of the mean step time of a batch of ``steps``, per row of one
-    program, interleaved in a shuffled order; ``"floor"``: its floor at the r-m-w bandwidth
-    measured among them."""
+    program, interleaved in a shuffled order; and its floor, at the r-m-w bandwidth measured
+    among them."""
     sizes = SUITES[suite][1]
     live = []
     for i, row in enumerate(library_rows(name)):
@@ -193,10 +184,9 @@ def time_library_program(name: str, suite: str, repeats: int, steps: int, warmup
                 opt.step()
             samples[row_name].append((time.perf_counter() - start) / steps)
     best = {n: min(v) for n, v in samples.items()}
-    best["floor"] = floor_bytes(name) * sum(sizes) / add.bandwidth(best.pop("a.add_(b)"))
     del live, order
     gc.collect()
-    return best
+    return best, step_floor.floor(name, sum(sizes), add.bandwidth(best.pop("a.add_(b)")))
 
 
 def library_table(suites: list[str], repeats: int, steps: int, warmup: int, names: list[str] | None = None) -> str:
@@ -206,12 +196,12 @@ def library_table(suites: list[str], repeats: int, steps: int, warmup: int, name
 
     names = names or programs.names()
     head = ("| suite | program | fused ms | foreach ms | eager ms | torch fused ms | torch foreach ms | floor ms "
-            "| fused / torch fused | fused / floor | foreach / torch foreach | target |")
+            "| bound | fused / torch fused | fused / floor | foreach / torch foreach | target |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for suite in suites:
         for name in names:
-            t = time_library_program(name, suite, repeats, steps, warmup)
-            fused, floor = t[f"{name} fused"], t["floor"]
+            t, bound = time_library_program(name, suite, repeats, steps, warmup)
+            fused, floor = t[f"{name} fused"], bound.seconds
             tf, tfe = t.get("torch fused"), t.get("torch foreach")
             if tf is not None:
                 verdict = f"{'met' if fused <= FUSED_TARGET * tf else 'missed'} (<= {FUSED_TARGET}x torch fused)"
@@ -226,7 +216,7 @@ def library_table(suites: list[str], repeats: int, steps: int, warmup: int, name
 
             lines.append(
                 f"| {SUITES[suite][0]} | {name} | {ms(fused)} | {ms(t[f'{name} foreach'])} | {ms(t[f'{name} eager'])} "
-                f"| {ms(tf)} | {ms(tfe)} | {ms(floor)} | {ratio(fused, tf)} | {ratio(fused, floor)} "
+                f"| {ms(tf)} | {ms(tfe)} | {ms(floor)} | {bound.bound} | {ratio(fused, tf)} | {ratio(fused, floor)} "
                 f"| {ratio(t[f'{name} foreach'], tfe)} | {verdict} |"
             )
             print(lines[-1], flush=True)

@@ -86,11 +86,24 @@ def compile_program(program: Program, backend: str = "foreach") -> CompiledProgr
     return _compile(program, backend)
 
 
-FUSED_OPTIONS = {"size_asserts": False}
-"""Inductor options of the fused graph. Its generated code checks the size and stride of every
-input again after dynamo's guards have (``dynamic=False``: a graph is only ever entered with
-the sizes and strides it was compiled for): 800 checks a step for 200 tensors of AdamW, a
-third of the step's overhead."""
+FUSED_OPTIONS = {"size_asserts": False, "realize_reads_threshold": 64}
+"""Inductor options of the fused graph.
+
+``size_asserts``: its generated code checks the size and stride of every input again after
+dynamo's guards have (``dynamic=False``: a graph is only ever entered with the sizes and strides
+it was compiled for): 800 checks a step for 200 tensors of AdamW, a third of the step's overhead.
+
+``realize_reads_threshold``: inductor stores a value read by two kernels in a temporary as large
+as the parameter when it reads more than this many buffers (default 4), and recomputes it in
+each reader otherwise. Every hoisted scalar is a 0-d buffer, so LAMB's ``r`` (read by the
+``tensor_norm`` pass and by the update pass) reads 12 and was stored: a fresh 64 MB tensor per
+step for a 16M parameter, whose page faults cost more than the step's arithmetic (LAMB and
+lion_cautious at 5x their floor). Raised, the update pass recomputes it from the state it reads
+anyway: no temporary, one pass fewer (LAMB 3 -> 2). With it every library program compiles
+(``TORCH_LOGS=output_code``, one 4096-element tensor) to one pass that loads w, g and its states
+once and stores w and its states, with no temporary; LAMB and lion_cautious to two passes, the
+reduction's and the update's, with none. Inductor's operation-count limit
+(``realize_cpu_opcount_threshold``) still stores a value too costly to compute twice."""
 
 
 @functools.lru_cache(maxsize=4096)

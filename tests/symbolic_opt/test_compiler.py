@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -588,6 +589,25 @@ def test_symopt_bench_refuses_an_unknown_suite_and_measures_compile_time():
     stages = module.compile_times(repeats=2)  # asserts the program has 20 statements
     assert set(stages) >= {"parse", "analyze", "generate (eager)", "load"}
     assert module.state_bytes_per_element() == {"symbolic_opt Lion": 4.0, "torch AdamW": 8.0, "symbolic_opt AdamW": 8.0}
+
+
+@pytest.mark.parametrize("name, one_pass, reread, tensors", [
+    ("adamw", 28, 0, set()),  # reads w, g, m, v; writes w, m, v; no reduction
+    ("lion", 20, 0, set()),
+    ("lamb", 28, 16, {"w", "g", "m", "v"}),  # ||w|| and ||r||, r from g, m, v, w
+    ("lion_cautious", 20, 8, {"g", "m"}),  # mean of the mask of sign(interp(g, m)) * g
+])
+def test_the_step_floor_counts_a_second_read_of_what_a_reduction_reads(name, one_pass, reread, tensors):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+    import step_floor
+
+    assert step_floor.step_bytes(name) == (one_pass, reread)
+    assert {r.key for r in step_floor.reduction_inputs(analyze(library.load(name)))} == tensors
+    floor = step_floor.floor(name, elements=1 << 20, rmw_bandwidth=1e10, repeats=2)
+    assert floor.memory_s == pytest.approx((one_pass + reread) * (1 << 20) / 1e10)
+    assert floor.seconds >= floor.memory_s and floor.arithmetic_s > 0 and floor.costliest_op
 
 
 def test_the_plan_decides_for_its_target_and_only_its_emitter_writes_it():
