@@ -32,8 +32,8 @@ on the fused, foreach and eager backends, against torch.optim's fused and foreac
 implementation of the same algorithm where torch has one (``TORCH_EQUIVALENTS``), and against
 the program's own floor (``step_floor.py``: its bytes, one pass, plus a second read of what a
 reduction the update needs reads, at the read-modify-write bandwidth of ``a.add_(b)`` measured
-among the rows, a row of its own so it sees the same noise; or its costliest elementwise op on
-data in cache, when that is slower; the "bound" column says which). One program at a time:
+among the rows, a row of its own so it sees the same noise; or its costliest one-argument op
+alone over the same elements, when that is slower; the "bound" column says which). One program at a time:
 its rows, torch's and the floor interleaved, each figure the best of the repeats. Targets
 (issue 11): fused within 1.1x torch's fused step where torch has one, else within 1.3x the floor.
 
